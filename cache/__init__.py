@@ -1,0 +1,1 @@
+"""Process-shared, content-addressed cache of inner AICPU runtime SOs."""

@@ -1,0 +1,96 @@
+"""XXH3-64 content fingerprints (DESIGN.md: one definition, two languages).
+
+The fingerprint of a file is XXH3-64 (seed 0) of its whole bytes as 16
+lowercase hex digits -- the same value the C dispatcher computes with the
+system xxHash library.  `fingerprint_file` memoises per process on
+(path, device, inode, size, mtime_ns) so an unchanged file is read and hashed
+once; a changed file has a different key and is hashed again.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import xxhash
+
+FINGERPRINT_HEX_DIGITS = 16
+_CHUNK = 1 << 20
+
+_MemoKey = tuple[str, int, int, int, int]
+_memo: dict[_MemoKey, str] = {}
+_memo_lock = threading.Lock()
+_memo_stats = {"hits": 0, "misses": 0}
+
+
+def fingerprint_bytes(data: bytes | bytearray | memoryview) -> str:
+    """XXH3-64 (seed 0) of `data`, as 16 lowercase hex digits."""
+    return xxhash.xxh3_64_hexdigest(data)
+
+
+def is_fingerprint(text: str) -> bool:
+    """True when `text` has the shape of a fingerprint (16 lowercase hex digits)."""
+    return len(text) == FINGERPRINT_HEX_DIGITS and all(c in "0123456789abcdef" for c in text)
+
+
+def _hash_open_file(fd: int) -> str:
+    hasher = xxhash.xxh3_64()
+    while chunk := os.read(fd, _CHUNK):
+        hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def fingerprint_file(path: str | os.PathLike[str]) -> str:
+    """Fingerprint of the file at `path`, memoised while the file is unchanged.
+
+    The key is taken from `fstat` of the descriptor actually read, so a file
+    replaced between stat and read cannot leave a stale memo entry behind.
+    """
+    abspath = os.path.abspath(os.fspath(path))
+    st = os.stat(abspath)
+    key: _MemoKey = (abspath, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    with _memo_lock:
+        cached = _memo.get(key)
+        if cached is not None:
+            _memo_stats["hits"] += 1
+            return cached
+    fd = os.open(abspath, os.O_RDONLY)
+    try:
+        fst = os.fstat(fd)
+        digest = _hash_open_file(fd)
+    finally:
+        os.close(fd)
+    read_key: _MemoKey = (abspath, fst.st_dev, fst.st_ino, fst.st_size, fst.st_mtime_ns)
+    with _memo_lock:
+        _memo[read_key] = digest
+        _memo_stats["misses"] += 1
+    return digest
+
+
+def memo_stats() -> dict[str, int]:
+    """Hits and misses of the per-process memo (for tests and benchmarks)."""
+    with _memo_lock:
+        return dict(_memo_stats)
+
+
+def clear_memo() -> None:
+    """Forget every memoised fingerprint (tests and benchmarks only)."""
+    with _memo_lock:
+        _memo.clear()
+        _memo_stats.update(hits=0, misses=0)
+
+
+def inner_so_name(fingerprint: str) -> str:
+    """File name of a preinstalled / cached inner SO: `simpler_inner_<fp>.so`."""
+    return f"simpler_inner_{fingerprint}.so"
+
+
+__all__ = [
+    "FINGERPRINT_HEX_DIGITS",
+    "clear_memo",
+    "fingerprint_bytes",
+    "fingerprint_file",
+    "inner_so_name",
+    "is_fingerprint",
+    "memo_stats",
+]

@@ -1,0 +1,24 @@
+"""Where the project cache lives: `SIMPLER_CACHE_DIR`, else the user cache dir."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+CACHE_DIR_ENV = "SIMPLER_CACHE_DIR"
+APP_NAME = "simpler-build"
+
+
+def default_cache_root() -> Path:
+    """The project cache root every layer shares (artifact cache, SCons CacheDir, sim device)."""
+    env = os.environ.get(CACHE_DIR_ENV)
+    if env:
+        return Path(env).expanduser().absolute()
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
+def scons_cache_dir(root: Path | None = None) -> Path:
+    """SCons's own CacheDir for derived files, kept apart from our object store."""
+    return (root or default_cache_root()) / "scons"

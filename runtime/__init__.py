@@ -1,0 +1,1 @@
+"""Runtime: consume RuntimeBinaries and launch kernels on a (simulated) device."""

@@ -1,0 +1,22 @@
+"""`simpler-build` command line: dispatches to each layer's own CLI."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help"}:
+        print("usage: simpler-build cache {warm,stats,verify,gc,ls,clear} ...")
+        return 0 if args else 2
+    if args[0] == "cache":
+        from simpler_build.cache.cli import main as cache_main
+
+        return cache_main(args[1:])
+    print(f"simpler-build: unknown command {args[0]!r} (expected: cache)", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""`runtime_binaries.json`: the one schema shared by the build, the cache and the runtime.
+
+SCons writes it (site_scons/site_tools/simpler_manifest.py); `cache warm` and
+`RuntimeBinaries.from_manifest` read it through `load_manifest`, so a schema
+change happens in exactly one place.  Paths inside are relative to the
+manifest's own directory so that a build tree can be moved or copied whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simpler_build.cache.fingerprint import is_fingerprint
+
+MANIFEST_NAME = "runtime_binaries.json"
+SCHEMA_VERSION = 1
+#: The binaries every manifest names, by role.
+ROLES = ("dispatcher", "inner_so", "aicore")
+
+
+class ManifestError(ValueError):
+    """A manifest that is missing, does not parse or does not match the schema."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+@dataclass(frozen=True)
+class BinaryRecord:
+    """One binary of a manifest; `path` is absolute, resolved against the manifest."""
+
+    role: str
+    path: Path
+    size: int
+    fingerprint: str
+    build_id: str | None
+
+    def to_json(self, manifest_dir: Path) -> dict[str, Any]:
+        return {
+            "path": os.path.relpath(self.path, manifest_dir),
+            "size": self.size,
+            "fingerprint": self.fingerprint,
+            "build_id": self.build_id,
+        }
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    arch: str
+    runtime: str
+    mode: str
+    binaries: dict[str, BinaryRecord]
+    toolchain: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dispatcher(self) -> BinaryRecord:
+        return self.binaries["dispatcher"]
+
+    @property
+    def inner_so(self) -> BinaryRecord:
+        return self.binaries["inner_so"]
+
+    @property
+    def aicore(self) -> BinaryRecord:
+        return self.binaries["aicore"]
+
+    def to_json(self) -> dict[str, Any]:
+        here = self.path.parent
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "arch": self.arch,
+            "runtime": self.runtime,
+            "mode": self.mode,
+            "binaries": {role: self.binaries[role].to_json(here) for role in ROLES},
+            "toolchain": self.toolchain,
+        }
+
+
+def dump_manifest(manifest: Manifest) -> str:
+    """Stable text: sorted keys, so an unchanged build writes identical bytes."""
+    return json.dumps(manifest.to_json(), indent=2, sort_keys=True) + "\n"
+
+
+def _require(path: Path, obj: dict[str, Any], key: str, kind: type, where: str = "") -> Any:
+    if key not in obj:
+        raise ManifestError(path, f"missing key {where}{key!r}")
+    value = obj[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ManifestError(
+            path, f"key {where}{key!r} must be {kind.__name__}, not {type(value).__name__}"
+        )
+    return value
+
+
+def load_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Parse and check the schema of a manifest (not the files it names).
+
+    A directory is taken to mean the `runtime_binaries.json` inside it.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / MANIFEST_NAME
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(p, "no such manifest") from None
+    except OSError as exc:
+        raise ManifestError(p, f"cannot read manifest: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(p, f"not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(data, dict):
+        raise ManifestError(p, "top level must be a JSON object")
+    version = _require(p, data, "schema_version", int)
+    if version != SCHEMA_VERSION:
+        raise ManifestError(
+            p, f"schema_version {version} is not supported (this reader knows {SCHEMA_VERSION})"
+        )
+    arch = _require(p, data, "arch", str)
+    runtime = _require(p, data, "runtime", str)
+    mode = data.get("mode", "release")
+    raw_bins = _require(p, data, "binaries", dict)
+    here = p.parent.absolute()
+    binaries: dict[str, BinaryRecord] = {}
+    for role in ROLES:
+        entry = _require(p, raw_bins, role, dict, "binaries.")
+        where = f"binaries.{role}."
+        rel = _require(p, entry, "path", str, where)
+        fp = _require(p, entry, "fingerprint", str, where)
+        if not is_fingerprint(fp):
+            raise ManifestError(p, f"{where}fingerprint {fp!r} is not 16 lowercase hex digits")
+        build_id = entry.get("build_id")
+        if build_id is not None and not isinstance(build_id, str):
+            raise ManifestError(p, f"{where}build_id must be a string or null")
+        binaries[role] = BinaryRecord(
+            role=role,
+            path=Path(os.path.normpath(here / rel)),
+            size=_require(p, entry, "size", int, where),
+            fingerprint=fp,
+            build_id=build_id,
+        )
+    toolchain = data.get("toolchain", {})
+    return Manifest(
+        path=p.absolute(),
+        arch=arch,
+        runtime=runtime,
+        mode=mode,
+        binaries=binaries,
+        toolchain=toolchain if isinstance(toolchain, dict) else {},
+    )
+
+
+def find_manifests(root: str | os.PathLike[str]) -> list[Path]:
+    """Every manifest under a build tree (or the one file given), sorted."""
+    p = Path(root)
+    if p.is_file():
+        return [p]
+    return sorted(p.rglob(MANIFEST_NAME))

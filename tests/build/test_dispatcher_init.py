@@ -1,0 +1,126 @@
+"""The built dispatcher's Init, called through ctypes with a real DeviceArgs block."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+import pytest
+import xxhash
+
+from tests.conftest import ARCHES, BuiltTree
+
+
+class DeviceArgs(ctypes.Structure):
+    _fields_ = [
+        ("reserved_head", ctypes.c_uint64 * 12),
+        ("aicpu_so_bin", ctypes.c_uint64),
+        ("aicpu_so_len", ctypes.c_uint64),
+        ("device_id", ctypes.c_uint64),
+        ("inner_so_bin", ctypes.c_uint64),
+        ("inner_so_len", ctypes.c_uint64),
+        ("preinstall_dir", ctypes.c_uint64),
+        ("reserved_tail", ctypes.c_uint64 * 2),
+    ]
+
+
+class KernelArgs(ctypes.Structure):
+    _fields_ = [
+        ("reserved_head", ctypes.c_uint64 * 5),
+        ("device_args", ctypes.c_uint64),
+        ("reserved_tail", ctypes.c_uint64 * 2),
+    ]
+
+
+def test_mirror_matches_design_offsets():
+    assert ctypes.sizeof(DeviceArgs) == 160
+    assert DeviceArgs.inner_so_bin.offset == 120 and DeviceArgs.preinstall_dir.offset == 136
+    assert KernelArgs.device_args.offset == 40
+
+
+class Bundle:
+    """Keeps every buffer the argument blocks point at alive."""
+
+    def __init__(self, inner: bytes, preinstall_dir: Path) -> None:
+        self.inner = ctypes.create_string_buffer(inner, len(inner) or 1)
+        self.dir = ctypes.create_string_buffer(os.fsencode(preinstall_dir))
+        self.dargs = DeviceArgs(
+            inner_so_bin=ctypes.addressof(self.inner),
+            inner_so_len=len(inner),
+            preinstall_dir=ctypes.addressof(self.dir),
+        )
+        self.kargs = KernelArgs(device_args=ctypes.addressof(self.dargs))
+
+    @property
+    def pointer(self) -> ctypes.c_void_p:
+        return ctypes.c_void_p(ctypes.addressof(self.kargs))
+
+
+@pytest.fixture(params=ARCHES)
+def dispatcher(request: pytest.FixtureRequest, built_tree: BuiltTree) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(built_tree.dispatcher(request.param)), mode=os.RTLD_LOCAL)
+    for name in (
+        "DynTileFwkBackendKernelServerInit",
+        "DynTileFwkBackendKernelServer",
+        "StaticTileFwkBackendKernelServer",
+    ):
+        getattr(lib, name).argtypes = [ctypes.c_void_p]
+        getattr(lib, name).restype = ctypes.c_int
+    return lib
+
+
+def test_init_preinstalls_inner_so_under_its_fingerprint(
+    dispatcher: ctypes.CDLL, built_tree: BuiltTree, tmp_path: Path
+):
+    inner = built_tree.inner_so("a5", "host_build_graph").read_bytes()
+    bundle = Bundle(inner, tmp_path / "preinstall")
+    assert dispatcher.DynTileFwkBackendKernelServer(bundle.pointer) == 1, "not installed yet"
+    assert dispatcher.DynTileFwkBackendKernelServerInit(bundle.pointer) == 0
+    expected = tmp_path / "preinstall" / f"simpler_inner_{xxhash.xxh3_64_hexdigest(inner)}.so"
+    assert sorted(p.name for p in expected.parent.iterdir()) == [expected.name], "no temp file"
+    assert expected.read_bytes() == inner
+    assert dispatcher.DynTileFwkBackendKernelServer(bundle.pointer) == 0
+    assert dispatcher.StaticTileFwkBackendKernelServer(bundle.pointer) == 0
+    # Idempotent: a second Init keeps the same, intact file.
+    assert dispatcher.DynTileFwkBackendKernelServerInit(bundle.pointer) == 0
+    assert expected.read_bytes() == inner
+
+
+def test_init_replaces_a_corrupt_preinstalled_file(dispatcher: ctypes.CDLL, tmp_path: Path):
+    inner = b"\x7fELF" + bytes(range(256)) * 64
+    bundle = Bundle(inner, tmp_path)
+    target = tmp_path / f"simpler_inner_{xxhash.xxh3_64_hexdigest(inner)}.so"
+    target.write_bytes(inner[:100])
+    assert dispatcher.DynTileFwkBackendKernelServer(bundle.pointer) == 1
+    assert dispatcher.DynTileFwkBackendKernelServerInit(bundle.pointer) == 0
+    assert target.read_bytes() == inner
+
+
+def test_init_rejects_null_and_empty(dispatcher: ctypes.CDLL, tmp_path: Path):
+    init = dispatcher.DynTileFwkBackendKernelServerInit
+    assert init(None) == 1
+    assert init(ctypes.c_void_p(ctypes.addressof(KernelArgs()))) == 1, "null device_args"
+    empty = Bundle(b"", tmp_path)
+    assert init(empty.pointer) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_write_returns_1_and_leaves_nothing(dispatcher: ctypes.CDLL, tmp_path: Path):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    assert dispatcher.DynTileFwkBackendKernelServerInit(Bundle(b"abc", not_a_dir).pointer) == 1
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    bundle = Bundle(b"payload", read_only)
+    read_only.chmod(0o555)
+    try:
+        if os.access(read_only, os.W_OK):  # root ignores mode bits: make the write fail otherwise
+            read_only.chmod(0o755)
+            (read_only / "blocker").mkdir()
+            bundle = Bundle(b"payload", read_only / "blocker" / "x" / "y")
+        assert dispatcher.DynTileFwkBackendKernelServerInit(bundle.pointer) == 1
+    finally:
+        read_only.chmod(0o755)
+    leftovers = [p.name for p in read_only.rglob("*") if p.name != "blocker"]
+    assert leftovers == []

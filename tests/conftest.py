@@ -1,0 +1,91 @@
+"""Session-wide isolation and the one real build every suite shares.
+
+Every test session gets its own cache root and simulated-device root, so
+nothing touches the user's real cache; `built_tree` runs the real SCons build
+(`arch=all`, `-j2`) once per session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ARCHES = ("a2a3", "a5")
+RUNTIMES = ("host_build_graph", "aicpu_build_graph")
+
+_SESSION_ROOT = Path(tempfile.mkdtemp(prefix="simpler-test-"))
+os.environ["SIMPLER_CACHE_DIR"] = str(_SESSION_ROOT / "cache")
+os.environ["SIMPLER_SIM_ROOT"] = str(_SESSION_ROOT / "sim")
+
+
+def scons(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None, check: bool = True):
+    """Run SCons under this interpreter (so it sees the installed package)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "SCons", "-Q", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"scons {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@dataclass(frozen=True)
+class BuiltTree:
+    build_dir: Path
+
+    @property
+    def lib(self) -> Path:
+        return self.build_dir / "lib"
+
+    def manifest(self, arch: str, runtime: str) -> Path:
+        return self.lib / arch / runtime / "runtime_binaries.json"
+
+    def dispatcher(self, arch: str) -> Path:
+        return self.lib / arch / "dispatcher" / "libsimpler_aicpu_dispatcher.so"
+
+    def inner_so(self, arch: str, runtime: str) -> Path:
+        return self.lib / arch / runtime / f"libsimpler_inner_{runtime}.so"
+
+    def aicore(self, arch: str, runtime: str) -> Path:
+        return self.lib / arch / runtime / "aicore_kernels.elf"
+
+
+@pytest.fixture(scope="session")
+def built_tree() -> BuiltTree:
+    """The real build of both arches, made once per session (or SIMPLER_TEST_BUILD_DIR)."""
+    given = os.environ.get("SIMPLER_TEST_BUILD_DIR")
+    if given:
+        return BuiltTree(Path(given).absolute())
+    build_dir = _SESSION_ROOT / "build"
+    scons("-j2", "arch=all", f"build_dir={build_dir}")
+    return BuiltTree(build_dir)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_SESSION_ROOT, ignore_errors=True)
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Iterator[Path]:
+    """A private copy of the build sources, for tests that edit them."""
+    dest = tmp_path / "project"
+    dest.mkdir()
+    for name in ("SConstruct", "site_scons", "dispatcher", "runtime"):
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    yield dest
