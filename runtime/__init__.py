@@ -1,1 +1,29 @@
-"""Runtime: consume RuntimeBinaries and launch kernels on a (simulated) device."""
+"""Runtime: consume RuntimeBinaries and launch kernels on a (simulated) device.
+
+bins = RuntimeBinaries.from_manifest("build/lib/a5/host_build_graph", arch="a5")
+with DeviceRunner(bins) as runner:
+    prepared = runner.prepare(graph)      # device buffers + task array, once
+    (out,) = runner.run(prepared, a, b)   # as many times as you like
+"""
+
+from .abi import KernelId, Status
+from .aicpu_op import LoadAicpuOp
+from .binaries import BinaryError, RuntimeBinaries
+from .graph import Buffer, Graph, TaskSpec
+from .runner import DeviceRunner, KernelExecError, PreparedGraph
+from .sim.errors import CannError
+
+__all__ = [
+    "BinaryError",
+    "Buffer",
+    "CannError",
+    "DeviceRunner",
+    "Graph",
+    "KernelExecError",
+    "KernelId",
+    "LoadAicpuOp",
+    "PreparedGraph",
+    "RuntimeBinaries",
+    "Status",
+    "TaskSpec",
+]

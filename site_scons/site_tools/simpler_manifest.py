@@ -12,12 +12,14 @@ from typing import Any
 
 from SCons.Action import Action
 
-from simpler_build.cache.fingerprint import fingerprint_file
-from simpler_build.elf import read_build_id
 from simpler_build.manifest import ROLES, BinaryRecord, Manifest, dump_manifest
 
 
 def _record(role: str, path: Path) -> BinaryRecord:
+    # Imported here, not at module level: a no-op build never pays for pyelftools.
+    from simpler_build.cache.fingerprint import fingerprint_file
+    from simpler_build.elf import read_build_id
+
     return BinaryRecord(
         role=role,
         path=path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,7 @@ def test_help_lists_the_variables():
 def test_noop_rebuild_then_one_source_change(project_copy: Path, tmp_path: Path):
     build = f"build_dir={tmp_path / 'b'}"
     first = scons("-j2", "arch=all", build, "--cache-disable", cwd=project_copy)
-    assert "dispatcher.cpp" in compiled(first.stdout)
+    assert "dispatcher/dispatcher.cpp" in compiled(first.stdout)
 
     again = scons("-j2", "arch=all", build, cwd=project_copy)
     assert compiled(again.stdout) == set() and linked(again.stdout) == set()
@@ -78,7 +79,7 @@ def test_mode_change_rebuilds(project_copy: Path, tmp_path: Path):
         "--cache-disable",
         cwd=project_copy,
     )
-    assert "dispatcher.cpp" in compiled(debug.stdout)
+    assert "dispatcher/dispatcher.cpp" in compiled(debug.stdout)
     assert " -O0 " in debug.stdout
     manifest = tmp_path / "b" / "lib" / "a2a3" / "host_build_graph" / MANIFEST_NAME
     assert '"mode": "debug"' in manifest.read_text()
@@ -94,18 +95,20 @@ def test_clean_removes_outputs(project_copy: Path, tmp_path: Path):
 
 
 def test_clean_checkout_rebuilds_from_scons_cachedir(project_copy: Path, tmp_path: Path):
+    """A second checkout elsewhere, same cache root: everything comes from the CacheDir."""
     env = {"SIMPLER_CACHE_DIR": str(tmp_path / "cache")}
-    cold = scons("-j2", "arch=all", f"build_dir={tmp_path / 'one'}", cwd=project_copy, env=env)
+    other = tmp_path / "other-checkout"
+    shutil.copytree(project_copy, other)
+    cold = scons("-j2", "arch=all", cwd=project_copy, env=env)
     assert compiled(cold.stdout)
-    warm = scons("-j2", "arch=all", f"build_dir={tmp_path / 'two'}", cwd=project_copy, env=env)
+    warm = scons("-j2", "arch=all", cwd=other, env=env)
     assert compiled(warm.stdout) == set(), "a warm CacheDir retrieves instead of compiling"
     assert "Retrieved" in warm.stdout
-    for name in ("one", "two"):
-        assert (tmp_path / name / "lib" / "a5" / "host_build_graph" / MANIFEST_NAME).exists()
-    assert (tmp_path / "one" / "lib" / "a5" / "aicore" / "aicore_kernels.elf").read_bytes() == (
-        tmp_path / "two" / "lib" / "a5" / "aicore" / "aicore_kernels.elf"
-    ).read_bytes()
+    elf = Path("build", "lib", "a5", "aicore", "aicore_kernels.elf")
+    assert (project_copy / elf).read_bytes() == (other / elf).read_bytes()
+    for checkout in (project_copy, other):
+        assert (checkout / "build" / "lib" / "a5" / "host_build_graph" / MANIFEST_NAME).exists()
     disabled = scons(
-        "arch=a2a3", f"build_dir={tmp_path / 'three'}", "--cache-disable", cwd=project_copy, env=env
+        "arch=a2a3", f"build_dir={tmp_path / 'three'}", "--cache-disable", cwd=other, env=env
     )
-    assert "dispatcher.cpp" in compiled(disabled.stdout)
+    assert "dispatcher/dispatcher.cpp" in compiled(disabled.stdout)

@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Runtime benchmark: what caching the handles buys, and that nothing leaks.
+
+Prints, in one run:
+  1. per-task launch overhead with cached handles vs a baseline that registers
+     the AICore binary on every run (the historical bug; given ample HBM);
+  2. first-run latency (runner creation + prepare + first run) with a cold
+     device filesystem, with a preinstalled file left by another process, and
+     with the in-process fingerprint set;
+  3. device memory growth over 10,000 runs of one prepared graph (must be 0).
+
+Uses temporary SIMPLER_CACHE_DIR / SIMPLER_SIM_ROOT; needs a build
+(`scons arch=all`) or --build-dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from simpler_build.cache.fingerprint import clear_memo
+from simpler_build.manifest import MANIFEST_NAME
+from simpler_build.runtime import DeviceRunner, Graph, RuntimeBinaries, aicpu_op, sim
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class PerRunRegistrationRunner(DeviceRunner):
+    """Baseline only: registers the AICore binary on every run (never do this)."""
+
+    def _kernel_handle(self) -> sim.KernelHandle:
+        self._aicore = sim.rtRegisterAllKernel(self.ctx, self.bins.aicore)
+        self._counts["aicore_registrations"] += 1
+        return self._aicore
+
+
+def chain(n: int) -> Graph:
+    g = Graph("chain")
+    a, b, c = g.input("a", n), g.input("b", n), g.input("c", n)
+    t, u, out = g.temp("t", n), g.temp("u", n), g.output("out", n)
+    g.add(t, a, b)
+    g.mul(u, t, c)
+    g.adds(out, u, 2.5)
+    return g
+
+
+def _inputs(n: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.random(n, dtype=np.float32) for _ in range(3)]
+
+
+def time_runs(runner: DeviceRunner, runs: int, n: int) -> float:
+    """Seconds per task over `runs` runs of the 3-task chain (results checked once)."""
+    prepared = runner.prepare(chain(n))
+    a, b, c = _inputs(n)
+    (out,) = prepared(a, b, c)  # warm-up; also checks correctness
+    assert np.allclose(out, (a + b) * c + 2.5, rtol=1e-6)
+    t0 = time.perf_counter()
+    for _ in range(runs):
+        prepared(a, b, c)
+    return (time.perf_counter() - t0) / (runs * len(prepared.graph.tasks))
+
+
+def launch_overhead(bins: RuntimeBinaries, runs: int, baseline_runs: int, n: int) -> dict:
+    with DeviceRunner(bins) as runner:
+        cached = time_runs(runner, runs, n)
+        cached_regs = runner.stats["aicore_registrations"]
+    elf = bins.aicore.stat().st_size
+    ample = (1 << 30) + (baseline_runs + 16) * elf  # the baseline must not run out of HBM
+    with PerRunRegistrationRunner(bins, hbm_bytes=ample) as runner:
+        baseline = time_runs(runner, baseline_runs, n)
+        baseline_regs = runner.stats["aicore_registrations"]
+    return {
+        "cached_us_per_task": cached * 1e6,
+        "per_run_registration_us_per_task": baseline * 1e6,
+        "ratio": baseline / cached,
+        "cached_registrations": cached_regs,
+        "baseline_registrations": baseline_regs,
+    }
+
+
+def _first_run(bins: RuntimeBinaries, n: int) -> tuple[float, int]:
+    a, b, c = _inputs(n)
+    t0 = time.perf_counter()
+    with DeviceRunner(bins) as runner:
+        (out,) = runner.prepare(chain(n))(a, b, c)
+        elapsed = time.perf_counter() - t0
+        bootstraps = int(runner.stats["dispatcher_bootstraps"])
+    assert np.allclose(out, (a + b) * c + 2.5, rtol=1e-6)
+    return elapsed, bootstraps
+
+
+def _preinstall_in_other_process(manifest: Path) -> None:
+    code = (
+        "import sys\nfrom simpler_build.runtime import DeviceRunner, RuntimeBinaries\n"
+        "DeviceRunner(RuntimeBinaries.from_manifest(sys.argv[1])).finalize()\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(manifest)], check=True, env=os.environ)
+
+
+def first_run_latency(bins: RuntimeBinaries, manifest: Path, reps: int, n: int) -> dict:
+    """Median over `reps` fresh device filesystems of the three first-run situations."""
+    cold, other, in_process = [], [], []
+    for rep in range(reps):
+        root = Path(tempfile.mkdtemp(prefix=f"sim-rep{rep}-"))
+        os.environ["SIMPLER_SIM_ROOT"] = str(root)
+        try:
+            aicpu_op.forget_bootstraps()
+            clear_memo()
+            t, boots = _first_run(bins, n)
+            assert boots == 1
+            cold.append(t)
+            shutil.rmtree(root)
+            _preinstall_in_other_process(manifest)
+            aicpu_op.forget_bootstraps()
+            t, boots = _first_run(bins, n)
+            assert boots == 0
+            other.append(t)
+            t, boots = _first_run(bins, n)
+            assert boots == 0
+            in_process.append(t)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    return {
+        "cold_device_fs_ms": statistics.median(cold) * 1e3,
+        "preinstalled_by_other_process_ms": statistics.median(other) * 1e3,
+        "in_process_fingerprint_set_ms": statistics.median(in_process) * 1e3,
+    }
+
+
+def memory_growth(bins: RuntimeBinaries, runs: int, n: int) -> dict:
+    a, b, c = _inputs(n)
+    with DeviceRunner(bins) as runner:
+        prepared = runner.prepare(chain(n))
+        prepared(a, b, c)
+        after_first = int(runner.stats["hbm_in_use"])
+        for _ in range(runs - 1):
+            (out,) = prepared(a, b, c)
+        assert np.allclose(out, (a + b) * c + 2.5, rtol=1e-6)
+        stats = runner.stats
+    return {
+        "runs": runs,
+        "hbm_after_first_run": after_first,
+        "hbm_after_last_run": stats["hbm_in_use"],
+        "growth_bytes": int(stats["hbm_in_use"]) - after_first,
+        "aicore_registrations": stats["aicore_registrations"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--arch", default="a5", choices=["a2a3", "a5"])
+    p.add_argument("--runtime", default="host_build_graph")
+    p.add_argument("--build-dir", type=Path, default=REPO / "build")
+    p.add_argument("--runs", type=int, default=2000, help="timed runs with cached handles")
+    p.add_argument("--baseline-runs", type=int, default=300, help="timed per-run-registration runs")
+    p.add_argument("--growth-runs", type=int, default=10_000)
+    p.add_argument("--reps", type=int, default=5, help="repetitions of each first-run figure")
+    p.add_argument("--n", type=int, default=64, help="elements per vector (small: overhead-bound)")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+
+    manifest = args.build_dir / "lib" / args.arch / args.runtime / MANIFEST_NAME
+    if not manifest.is_file():
+        print(f"error: {manifest} not found; run `scons arch={args.arch}` first", file=sys.stderr)
+        return 2
+    scratch = Path(tempfile.mkdtemp(prefix="simpler-bench-"))
+    os.environ["SIMPLER_CACHE_DIR"] = str(scratch / "cache")
+    os.environ["SIMPLER_SIM_ROOT"] = str(scratch / "sim")
+    try:
+        bins = RuntimeBinaries.from_manifest(manifest, arch=args.arch)
+        report = {
+            "arch": args.arch,
+            "runtime": args.runtime,
+            "aicore_elf_bytes": bins.aicore.stat().st_size,
+            "launch": launch_overhead(bins, args.runs, args.baseline_runs, args.n),
+            "first_run": first_run_latency(bins, manifest, args.reps, args.n),
+            "memory": memory_growth(bins, args.growth_runs, args.n),
+        }
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        la, fr, mem = report["launch"], report["first_run"], report["memory"]
+        other = fr["preinstalled_by_other_process_ms"]
+        print(f"runtime bench: {args.arch}/{args.runtime}, AICore ELF "
+              f"{report['aicore_elf_bytes']} B, {args.n} elements per vector")  # fmt: skip
+        rows = [
+            ("launch overhead per task", None),
+            ("  cached handles", f"{la['cached_us_per_task']:9.2f} us  ({args.runs} runs, "
+             f"{la['cached_registrations']} registration)"),
+            ("  register per run (baseline)", f"{la['per_run_registration_us_per_task']:9.2f} us  "
+             f"({args.baseline_runs} runs, {la['baseline_registrations']} registrations)"),
+            ("  ratio", f"{la['ratio']:9.2f} x"),
+            (f"first-run latency (median of {args.reps}: runner + prepare + first run)", None),
+            ("  cold device filesystem", f"{fr['cold_device_fs_ms']:9.2f} ms"),
+            ("  preinstalled by another process", f"{other:9.2f} ms"),
+            ("  in-process fingerprint set", f"{fr['in_process_fingerprint_set_ms']:9.2f} ms"),
+        ]  # fmt: skip
+        for label, value in rows:
+            print(label if value is None else f"{label:34}{value}")
+        print(f"device memory growth over {mem['runs']} runs")
+        print(f"  after run 1 {mem['hbm_after_first_run']} B, after run {mem['runs']} "
+              f"{mem['hbm_after_last_run']} B: growth {mem['growth_bytes']} B "
+              f"({mem['aicore_registrations']} registration)")  # fmt: skip
+    return 0 if report["memory"]["growth_bytes"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Crash-safe publication and symlink-safe reads.
+
+A file is published by writing a temp file in the destination directory,
+fsyncing it, setting its final mode, renaming it over the final name and
+fsyncing the directory.  A reader therefore sees either no file or the whole
+file, and a crash leaves at most a ``.tmp-*`` file that gc sweeps.  Reads go
+through ``O_NOFOLLOW`` so a symlink planted at a cache path is refused, never
+followed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import xxhash
+
+from simpler_build.cache.errors import UnsafePathError
+
+CHUNK = 1 << 20
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _write_chunk(fd: int, chunk: memoryview) -> None:
+    """Write one chunk completely.  A module-level seam: tests patch it to inject
+    ENOSPC or to slow a writer down so it can be killed mid-write."""
+    while chunk:
+        written = os.write(fd, chunk)
+        chunk = chunk[written:]
+
+
+def _open_temp(path: Path) -> int:
+    """Create a temp file exclusively.  A seam like _write_chunk: tests inject EACCES here."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """Write `data` to `fd` in CHUNK-sized pieces."""
+    view = memoryview(data).cast("B")
+    for start in range(0, len(view), CHUNK):
+        _write_chunk(fd, view[start : start + CHUNK])
+
+
+def open_nofollow(path: str | Path, flags: int = os.O_RDONLY) -> int:
+    """Open a regular file without following a symlink at its last component.
+
+    Raises UnsafePathError for a symlink or a non-regular file; other
+    OSErrors (ENOENT, ENOTDIR, ...) propagate unchanged for the caller to map.
+    """
+    try:
+        fd = os.open(path, flags | _O_NOFOLLOW | _O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafePathError(path, "is a symlink; refusing to follow it") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise UnsafePathError(path, "is not a regular file")
+    return fd
+
+
+def read_nofollow(path: Path) -> bytes:
+    """Whole contents of a regular file, refusing symlinks (see open_nofollow)."""
+    fd = open_nofollow(path)
+    try:
+        size = os.fstat(fd).st_size
+        parts: list[bytes] = []
+        while chunk := os.read(fd, max(CHUNK, size + 1)):
+            parts.append(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+_buffers = threading.local()
+
+
+def hash_fd(fd: int) -> str:
+    """XXH3-64 of everything left in `fd`, read into a reused per-thread buffer.
+
+    Reading into one buffer instead of allocating a bytes object per read
+    makes a verified get of a 365 KB object about three times cheaper.
+    """
+    buf = getattr(_buffers, "buf", None)
+    if buf is None:
+        buf = _buffers.buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    hasher = xxhash.xxh3_64()
+    while n := os.readv(fd, [buf]):
+        hasher.update(view[:n])
+    return hasher.hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in `path` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def publish(final: Path, temp_name: str, fill: Callable[[int], None], mode: int) -> None:
+    """Atomically create or replace `final` with what `fill(fd)` writes.
+
+    The temp file lives beside `final` (same filesystem, so rename is atomic)
+    and is removed on every failure path, including KeyboardInterrupt.  The
+    caller holds the entry lock and has refused a symlink at `final`.
+    """
+    directory = final.parent
+    temp = directory / temp_name
+    fd = _open_temp(temp)
+    try:
+        try:
+            fill(fd)
+            os.fsync(fd)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+        os.replace(temp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+    fsync_dir(directory)
+
+
+def publish_bytes(final: Path, temp_name: str, data: bytes, mode: int) -> None:
+    """publish() for an in-memory payload."""
+    publish(final, temp_name, lambda fd: write_all(fd, data), mode)
+
+
+__all__ = [
+    "CHUNK",
+    "fsync_dir",
+    "hash_fd",
+    "open_nofollow",
+    "publish",
+    "publish_bytes",
+    "read_nofollow",
+    "write_all",
+]

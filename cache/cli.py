@@ -1,0 +1,236 @@
+"""`simpler-build cache {warm,stats,verify,gc,ls,clear}`.
+
+Imports stay light (no tqdm unless a bar is shown, no filelock unless a lock
+is taken) because `cache warm` on a warm cache runs in every build and CI
+shard.  Errors print one line, ``simpler-build cache: error: <path>: <problem>``,
+and exit 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from simpler_build.cache.errors import CacheError
+
+PROG = "simpler-build cache"
+#: Show a progress bar only for a warm of at least this many SOs, and only on a TTY.
+PROGRESS_MIN_ENTRIES = 16
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """Bytes from '500K', '10M', '1G', '1.5GiB' or a plain byte count (binary units)."""
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise argparse.ArgumentTypeError(
+            f"invalid size {text!r} (expected bytes or a number with K, M, G or T)"
+        )
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def format_size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="cache root (default: $SIMPLER_CACHE_DIR, else the user cache directory)",
+    )
+    parser = argparse.ArgumentParser(prog=PROG, description="Manage the inner-SO artifact cache.")
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        default=None,
+        help="cache root (default: $SIMPLER_CACHE_DIR, else the user cache directory)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("warm", parents=[common], help="put the inner SOs named by manifests")
+    p.add_argument(
+        "sources", nargs="*", default=["build"], metavar="MANIFEST_OR_BUILD_DIR", type=Path
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+
+    p = sub.add_parser("stats", parents=[common], help="entries, size, hits, misses, ...")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("verify", parents=[common], help="hash every object (exit 1 if corrupt)")
+    p.add_argument("--repair", action="store_true", help="quarantine corrupt objects")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("gc", parents=[common], help="sweep crash leftovers, evict LRU entries")
+    p.add_argument("--max-size", type=parse_size, metavar="SIZE", help="e.g. 500K, 10M, 1G")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("ls", parents=[common], help="list cached objects")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("clear", parents=[common], help="remove every cached object")
+    p.add_argument("--yes", action="store_true", help="really remove everything")
+    return parser
+
+
+def _emit_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _cmd_warm(cache: Any, args: argparse.Namespace) -> int:
+    from simpler_build.cache import warm
+
+    tasks = warm.plan(args.sources)
+    bar = None
+    if sys.stderr.isatty() and len(tasks) >= PROGRESS_MIN_ENTRIES and not args.json:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(tasks), unit="so", desc="warm", file=sys.stderr, leave=False)
+    try:
+        report = warm.apply(cache, tasks, on_done=(lambda _t: bar.update()) if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        _emit_json({"cache_dir": str(cache.root), **report.to_json()})
+        return 0
+    for label, items in (("added", report.added), ("present", report.present)):
+        for i in items:
+            print(f"{label:8} {i.fingerprint}  {i.arch}/{i.runtime}  {i.source}")
+    print(
+        f"warm: {len(report.added)} added, {len(report.present)} already present"
+        f" (cache: {cache.root})"
+    )
+    return 0
+
+
+def _cmd_stats(cache: Any, args: argparse.Namespace) -> int:
+    s = cache.stats()
+    if args.json:
+        _emit_json(s.to_json())
+        return 0
+    lookups = s.hits + s.misses
+    rate = f"{100.0 * s.hits / lookups:.1f} %" if lookups else "-"
+    rows = [
+        ("cache directory", str(s.root)),
+        ("entries", str(s.entries)),
+        ("size", f"{format_size(s.bytes)} ({s.bytes} bytes)"),
+        ("max size", format_size(s.max_bytes) if s.max_bytes is not None else "unlimited"),
+        ("hits", str(s.hits)),
+        ("misses", str(s.misses)),
+        ("hit rate", rate),
+        ("added", f"{s.added} ({format_size(s.bytes_added)})"),
+        ("evictions", f"{s.evictions} ({format_size(s.bytes_evicted)})"),
+        ("corruptions", str(s.corruptions)),
+        ("quarantined", str(s.quarantined)),
+    ]
+    for name, value in rows:
+        print(f"{name:16} {value}")
+    return 0
+
+
+def _cmd_verify(cache: Any, args: argparse.Namespace) -> int:
+    report = cache.verify(repair=args.repair)
+    if args.json:
+        _emit_json(report.to_json())
+    else:
+        for bad in report.corrupt:
+            fix = ""
+            if bad.quarantined_to is not None:
+                fix = f" (quarantined to {bad.quarantined_to})"
+            elif bad.repaired:
+                fix = " (metadata rewritten)"
+            print(f"corrupt: {bad.path}: {bad.problem}{fix}")
+        print(f"verify: {report.checked} checked, {len(report.corrupt)} corrupt")
+    return 0 if report.clean else 1
+
+
+def _cmd_gc(cache: Any, args: argparse.Namespace) -> int:
+    report = cache.gc(max_bytes=args.max_size)
+    if args.json:
+        _emit_json(report.to_json())
+        return 0
+    evicted = sum(e.size for e in report.evicted)
+    print(
+        f"gc: removed {len(report.temp_removed)} temp files, "
+        f"{len(report.orphan_meta_removed)} orphan metadata, "
+        f"{report.orphan_locks_removed} orphan locks, "
+        f"{report.quarantine_removed} old quarantined objects; "
+        f"evicted {len(report.evicted)} entries ({format_size(evicted)}); "
+        f"size {format_size(report.bytes_before)} -> {format_size(report.bytes_after)}"
+    )
+    return 0
+
+
+def _cmd_ls(cache: Any, args: argparse.Namespace) -> int:
+    entries = cache.ls()
+    if args.json:
+        _emit_json([e.to_json() for e in entries])
+        return 0
+    for e in entries:
+        print(
+            f"{e.fingerprint}  {e.size:>10}  {e.arch or '-':6} {e.runtime or '-':24} "
+            f"{_when(e.last_used)}  {e.build_id or '-'}"
+        )
+    return 0
+
+
+def _cmd_clear(cache: Any, args: argparse.Namespace) -> int:
+    if not args.yes:
+        print(f"{PROG}: error: {cache.root}: refusing to clear without --yes", file=sys.stderr)
+        return 2
+    removed = cache.clear()
+    print(f"clear: removed {removed} entries from {cache.root}")
+    return 0
+
+
+_COMMANDS = {
+    "warm": _cmd_warm,
+    "stats": _cmd_stats,
+    "verify": _cmd_verify,
+    "gc": _cmd_gc,
+    "ls": _cmd_ls,
+    "clear": _cmd_clear,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `simpler-build cache`; returns the exit status."""
+    try:
+        args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    from simpler_build.cache.store import ArtifactCache
+
+    try:
+        cache = ArtifactCache(args.cache_dir)
+        return _COMMANDS[args.command](cache, args)
+    except CacheError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else "cache"
+        print(f"{PROG}: error: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

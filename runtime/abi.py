@@ -1,0 +1,181 @@
+"""ctypes mirrors of the C ABI: `runtime/include/simpler_abi.h` and `dispatcher/device_args.h`.
+
+The one place Python spells out the structs the inner SOs, the AICore binary
+and the dispatcher read.  Sizes and offsets are asserted at import, so a
+header change that is not mirrored here fails loudly instead of corrupting
+device memory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+
+ABI_VERSION = 1
+GRAPH_MAGIC = 0x485052474C504D53  # "SMPLGRPH" little-endian
+NO_TASK = 0xFFFFFFFF  # SimplerExecArgs.failed_task when no task failed
+
+
+class Status(enum.IntEnum):
+    """enum SimplerStatus."""
+
+    OK = 0
+    BAD_ARGS = 1
+    BAD_KERNEL = 2
+    BAD_GRAPH = 3
+    KERNEL_FAILED = 4
+    NO_MEMORY = 5
+
+
+class KernelId(enum.IntEnum):
+    """enum SimplerKernelId: the index into the AICore kernel table."""
+
+    VEC_ADD = 0
+    VEC_MUL = 1
+    VEC_ADDS = 2
+    MATMUL = 3
+
+
+KERNEL_COUNT = 4
+
+
+class CoreType(enum.IntEnum):
+    AIV = 0
+    AIC = 1
+
+
+class KernelArgs(ctypes.Structure):
+    """SimplerKernelArgs (48 B)."""
+
+    _fields_ = (
+        ("in0", ctypes.c_uint64),
+        ("in1", ctypes.c_uint64),
+        ("out", ctypes.c_uint64),
+        ("n", ctypes.c_uint64),
+        ("m", ctypes.c_uint32),
+        ("k", ctypes.c_uint32),
+        ("scalar", ctypes.c_float),
+        ("reserved", ctypes.c_uint32),
+    )
+
+
+KernelFn = ctypes.CFUNCTYPE(
+    ctypes.c_int32, ctypes.POINTER(KernelArgs), ctypes.c_uint32, ctypes.c_uint32
+)
+
+
+class KernelEntry(ctypes.Structure):
+    """SimplerKernelEntry (24 B): one row of `simpler_aicore_kernels[]`."""
+
+    _fields_ = (
+        ("name", ctypes.c_char_p),
+        ("fn", ctypes.c_void_p),
+        ("kernel_id", ctypes.c_uint32),
+        ("core_type", ctypes.c_uint32),
+    )
+
+
+class Task(ctypes.Structure):
+    """SimplerTask (64 B)."""
+
+    _fields_ = (
+        ("kernel_id", ctypes.c_uint32),
+        ("dep_begin", ctypes.c_uint32),
+        ("dep_count", ctypes.c_uint32),
+        ("block_dim", ctypes.c_uint32),
+        ("args", KernelArgs),
+    )
+
+
+class ExecArgs(ctypes.Structure):
+    """SimplerExecArgs (80 B): the argument block of simpler_aicpu_exec."""
+
+    _fields_ = (
+        ("magic", ctypes.c_uint64),
+        ("abi_version", ctypes.c_uint32),
+        ("num_tasks", ctypes.c_uint32),
+        ("tasks", ctypes.c_uint64),
+        ("deps", ctypes.c_uint64),
+        ("kernels", ctypes.c_uint64),
+        ("num_kernels", ctypes.c_uint32),
+        ("status", ctypes.c_uint32),
+        ("order", ctypes.c_uint64),
+        ("aicore_launches", ctypes.c_uint64),
+        ("failed_task", ctypes.c_uint32),
+        ("num_edges", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint64),
+    )
+
+
+class InitArgs(ctypes.Structure):
+    """SimplerInitArgs (48 B): the argument block of simpler_aicpu_init."""
+
+    _fields_ = (
+        ("abi_version", ctypes.c_uint32),
+        ("device_id", ctypes.c_uint32),
+        ("aiv_cores", ctypes.c_uint32),
+        ("aic_cores", ctypes.c_uint32),
+        ("runtime_name", ctypes.c_char * 32),
+    )
+
+
+class DeviceArgs(ctypes.Structure):
+    """simpler::DeviceArgs (160 B): what the extend-kernels loader hands the dispatcher."""
+
+    _fields_ = (
+        ("reserved_head", ctypes.c_uint64 * 12),
+        ("aicpu_so_bin", ctypes.c_uint64),
+        ("aicpu_so_len", ctypes.c_uint64),
+        ("device_id", ctypes.c_uint64),
+        ("inner_so_bin", ctypes.c_uint64),
+        ("inner_so_len", ctypes.c_uint64),
+        ("preinstall_dir", ctypes.c_uint64),
+        ("reserved_tail", ctypes.c_uint64 * 2),
+    )
+
+
+class LoaderKernelArgs(ctypes.Structure):
+    """simpler::KernelArgs (64 B): the loader's launch arguments; device_args at 40."""
+
+    _fields_ = (
+        ("reserved_head", ctypes.c_uint64 * 5),
+        ("device_args", ctypes.c_uint64),
+        ("reserved_tail", ctypes.c_uint64 * 2),
+    )
+
+
+def _check(struct: type[ctypes.Structure], size: int, **offsets: int) -> None:
+    if ctypes.sizeof(struct) != size:
+        raise ImportError(f"{struct.__name__} is {ctypes.sizeof(struct)} bytes, ABI says {size}")
+    for name, offset in offsets.items():
+        actual = getattr(struct, name).offset
+        if actual != offset:
+            raise ImportError(f"{struct.__name__}.{name} at {actual}, ABI says {offset}")
+
+
+_check(KernelArgs, 48, scalar=40)
+_check(KernelEntry, 24, kernel_id=16, core_type=20)
+_check(Task, 64, args=16)
+_check(ExecArgs, 80, order=48, aicore_launches=56, failed_task=64, num_edges=68)
+_check(InitArgs, 48, runtime_name=16)
+_check(
+    DeviceArgs,
+    160,
+    aicpu_so_bin=96,
+    aicpu_so_len=104,
+    device_id=112,
+    inner_so_bin=120,
+    inner_so_len=128,
+    preinstall_dir=136,
+)
+_check(LoaderKernelArgs, 64, device_args=40)
+
+#: The three symbols the extend-kernels loader requires of a dispatcher.
+DISPATCHER_ENTRY_POINTS = (
+    "StaticTileFwkBackendKernelServer",
+    "DynTileFwkBackendKernelServerInit",
+    "DynTileFwkBackendKernelServer",
+)
+#: The two symbols every inner AICPU runtime SO exports.
+AICPU_INIT = "simpler_aicpu_init"
+AICPU_EXEC = "simpler_aicpu_exec"

@@ -1,0 +1,153 @@
+"""Task graphs: float32 buffers and the kernels that read and write them.
+
+A Graph is pure description -- no device, no addresses.  `DeviceRunner.prepare`
+turns it into device buffers and a SimplerTask array once.  Dependencies come
+from buffer hazards (read-after-write, write-after-write, write-after-read)
+in program order: the host computes them for `host_build_graph`, and
+`aicpu_build_graph` derives the same edges on the AICPU.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .abi import KernelId
+
+
+@dataclass(frozen=True, eq=False)
+class Buffer:
+    """A float32 tensor of the graph; `role` is input, output or temp."""
+
+    name: str
+    shape: tuple[int, ...]
+    role: str
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return 4 * self.size
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    kernel: KernelId
+    inputs: tuple[Buffer, ...]
+    output: Buffer
+    scalar: float = 0.0
+    block_dim: int = 0  # 0: the runtime's core count for the kernel's core type
+
+    @property
+    def reads(self) -> tuple[Buffer, ...]:
+        return self.inputs
+
+
+class Graph:
+    """Build with input()/output()/temp() buffers and add()/mul()/adds()/matmul() tasks."""
+
+    def __init__(self, name: str = "graph") -> None:
+        self.name = name
+        self.buffers: list[Buffer] = []
+        self.tasks: list[TaskSpec] = []
+
+    # -- buffers -----------------------------------------------------------------------------
+    def _buffer(self, name: str, shape: int | tuple[int, ...], role: str) -> Buffer:
+        dims = (shape,) if isinstance(shape, int) else tuple(shape)
+        if not dims or any(not isinstance(d, int) or d <= 0 for d in dims):
+            raise ValueError(
+                f"{self.name}: buffer {name!r} needs positive integer dims, not {shape}"
+            )
+        if any(b.name == name for b in self.buffers):
+            raise ValueError(f"{self.name}: buffer name {name!r} used twice")
+        buf = Buffer(name, dims, role)
+        self.buffers.append(buf)
+        return buf
+
+    def input(self, name: str, shape: int | tuple[int, ...]) -> Buffer:
+        """Copied host-to-device before every run, in declaration order."""
+        return self._buffer(name, shape, "input")
+
+    def output(self, name: str, shape: int | tuple[int, ...]) -> Buffer:
+        """Copied device-to-host after every run and returned, in declaration order."""
+        return self._buffer(name, shape, "output")
+
+    def temp(self, name: str, shape: int | tuple[int, ...]) -> Buffer:
+        """Device-only intermediate."""
+        return self._buffer(name, shape, "temp")
+
+    @property
+    def inputs(self) -> list[Buffer]:
+        return [b for b in self.buffers if b.role == "input"]
+
+    @property
+    def outputs(self) -> list[Buffer]:
+        return [b for b in self.buffers if b.role == "output"]
+
+    # -- tasks -------------------------------------------------------------------------------
+    def _task(self, task: TaskSpec) -> TaskSpec:
+        for buf in (*task.inputs, task.output):
+            if buf not in self.buffers:
+                raise ValueError(f"{self.name}: buffer {buf.name!r} belongs to another graph")
+        if task.block_dim < 0:
+            raise ValueError(f"{self.name}: block_dim must be >= 0")
+        self.tasks.append(task)
+        return task
+
+    def _same_size(self, out: Buffer, *ins: Buffer) -> None:
+        for b in ins:
+            if b.size != out.size:
+                raise ValueError(
+                    f"{self.name}: {b.name!r} has {b.size} elements, {out.name!r} has {out.size}"
+                )
+
+    def add(self, out: Buffer, a: Buffer, b: Buffer, block_dim: int = 0) -> TaskSpec:
+        """out = a + b"""
+        self._same_size(out, a, b)
+        return self._task(TaskSpec(KernelId.VEC_ADD, (a, b), out, block_dim=block_dim))
+
+    def mul(self, out: Buffer, a: Buffer, b: Buffer, block_dim: int = 0) -> TaskSpec:
+        """out = a * b"""
+        self._same_size(out, a, b)
+        return self._task(TaskSpec(KernelId.VEC_MUL, (a, b), out, block_dim=block_dim))
+
+    def adds(self, out: Buffer, a: Buffer, scalar: float, block_dim: int = 0) -> TaskSpec:
+        """out = a + scalar"""
+        self._same_size(out, a)
+        return self._task(
+            TaskSpec(KernelId.VEC_ADDS, (a,), out, scalar=float(scalar), block_dim=block_dim)
+        )
+
+    def matmul(self, out: Buffer, a: Buffer, b: Buffer, block_dim: int = 0) -> TaskSpec:
+        """out[m, n] = a[m, k] @ b[k, n] (cube kernel: MIX-mode AICore binaries only)."""
+        if len(a.shape) != 2 or len(b.shape) != 2 or len(out.shape) != 2:
+            raise ValueError(f"{self.name}: matmul needs 2-D buffers")
+        (m, k), (k2, n) = a.shape, b.shape
+        if k != k2 or out.shape != (m, n):
+            raise ValueError(
+                f"{self.name}: matmul shapes {a.shape} @ {b.shape} -> {out.shape} do not agree"
+            )
+        return self._task(TaskSpec(KernelId.MATMUL, (a, b), out, block_dim=block_dim))
+
+    # -- dependencies ------------------------------------------------------------------------
+    def predecessors(self) -> list[list[int]]:
+        """For each task, the earlier tasks it must wait for (RAW, WAW, WAR on a buffer)."""
+        preds: list[list[int]] = []
+        for j, tj in enumerate(self.tasks):
+            mine = []
+            for i in range(j):
+                ti = self.tasks[i]
+                if (
+                    ti.output in tj.reads  # RAW
+                    or ti.output is tj.output  # WAW
+                    or tj.output in ti.reads  # WAR
+                ):
+                    mine.append(i)
+            preds.append(mine)
+        return preds
+
+    @property
+    def uses_matmul(self) -> bool:
+        return any(t.kernel is KernelId.MATMUL for t in self.tasks)

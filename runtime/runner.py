@@ -1,0 +1,308 @@
+"""DeviceRunner: prepare a graph once, run it many times, with handles registered once.
+
+DESIGN.md "The AICore handle": the AICore binary is registered lazily on the
+first run, the handle cached and reused by every later run, and dropped in
+`finalize()`, whose context teardown is what frees the pinned ELF.  A run
+allocates nothing: it copies inputs in, makes one `rtsLaunchCpuKernel` of
+`simpler_aicpu_exec` on the cached handle, and copies outputs out -- so
+device memory after run N equals device memory after run 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import sim
+from .abi import ABI_VERSION, GRAPH_MAGIC, NO_TASK, ExecArgs, KernelId, Status, Task
+from .aicpu_op import LoadAicpuOp
+from .binaries import RuntimeBinaries
+from .graph import Buffer, Graph
+from .sim.errors import ACL_ERROR_RT_AICPU_EXCEPTION
+
+H2D = sim.MemcpyKind.HOST_TO_DEVICE
+D2H = sim.MemcpyKind.DEVICE_TO_HOST
+#: Runtimes whose AICPU side walks host-given predecessor lists.
+HOST_DEPS_RUNTIMES = frozenset({"host_build_graph"})
+
+
+class KernelExecError(RuntimeError):
+    """simpler_aicpu_exec reported a failure (status and failing task)."""
+
+    def __init__(self, graph: str, status: int, failed_task: int, cause: Exception) -> None:
+        self.status = status
+        self.failed_task = None if failed_task == NO_TASK else failed_task
+        try:
+            label = Status(status).name
+        except ValueError:
+            label = f"status {status}"
+        where = "" if self.failed_task is None else f" at task {self.failed_task}"
+        super().__init__(f"graph {graph!r} failed on the AICPU: {label}{where} ({cause})")
+
+
+@dataclass
+class PreparedGraph:
+    """A graph with its device buffers and task array built once; call it to run."""
+
+    runner: DeviceRunner
+    graph: Graph
+    addrs: dict[str, int]  # buffer name -> device address
+    exec_addr: int
+    order_addr: int
+    host_args: ExecArgs
+    num_edges: int
+    blocks: list[int] = field(default_factory=list)
+    kernel_table: int = 0  # the table the device copy of ExecArgs currently points at
+    released: bool = False
+
+    def __call__(self, *inputs: Any, **named: Any) -> tuple[np.ndarray, ...]:
+        return self.runner.run(self, *inputs, **named)
+
+    def last_order(self) -> list[int]:
+        """Task indices in the order the AICPU executed them on the last run."""
+        n = len(self.graph.tasks)
+        out = (ctypes.c_uint32 * n)()
+        sim.rtMemcpy(self.runner.ctx, ctypes.addressof(out), 4 * n, self.order_addr, 4 * n, D2H)
+        return list(out)
+
+
+class DeviceRunner:
+    """Runs graphs of one RuntimeBinaries on one simulated device; use as a context manager."""
+
+    def __init__(
+        self, bins: RuntimeBinaries, device_id: int = 0, hbm_bytes: int | None = None
+    ) -> None:
+        self.bins = bins
+        self.device_id = device_id
+        self._lock = threading.RLock()
+        self._counts: Counter[str] = Counter()
+        self._prepared: list[PreparedGraph] = []
+        self._aicore: sim.KernelHandle | None = None
+        self._finalized = False
+        self.ctx = sim.rtCtxCreate(device_id, bins.arch, hbm_bytes)
+        try:
+            self.stream = sim.rtStreamCreate(self.ctx)
+            self._op = LoadAicpuOp(self.ctx, self.stream, bins)
+        except BaseException:
+            sim.rtCtxDestroy(self.ctx)
+            self._finalized = True
+            raise
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> DeviceRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.finalize()
+
+    def finalize(self) -> None:
+        """Unload the AICPU op, drop the AICore handle and tear the context down (frees all)."""
+        with self._lock:
+            if self._finalized:
+                return
+            self._finalized = True
+            for prepared in self._prepared:
+                prepared.released = True
+            self._prepared.clear()
+            self._aicore = None
+            self._op.finalize()
+            with contextlib.suppress(sim.CannError):
+                sim.rtStreamDestroy(self.stream)
+            sim.rtCtxDestroy(self.ctx)
+
+    def _check_open(self) -> None:
+        if self._finalized:
+            raise RuntimeError("DeviceRunner was finalized; create a new one")
+
+    # -- AICore handle -----------------------------------------------------------------------
+    def _kernel_handle(self) -> sim.KernelHandle:
+        """The AICore handle: registered on first use, then the cached one, every time."""
+        if self._aicore is None:
+            self._aicore = sim.rtRegisterAllKernel(self.ctx, self.bins.aicore)
+            self._counts["aicore_registrations"] += 1
+        return self._aicore
+
+    # -- prepare -----------------------------------------------------------------------------
+    def prepare(self, graph: Graph) -> PreparedGraph:
+        """Allocate the graph's device buffers and write its task array, once."""
+        with self._lock:
+            self._check_open()
+            if not graph.tasks:
+                raise ValueError(f"graph {graph.name!r} has no tasks")
+            if graph.uses_matmul and not self.ctx.device.profile.mix_aicore:
+                raise ValueError(
+                    f"graph {graph.name!r} uses matmul, a cube kernel; {self.bins.arch} AICore "
+                    "binaries are vector-only (MIX mode is a5)"
+                )
+            blocks: list[int] = []
+            try:
+                return self._build(graph, blocks)
+            except BaseException:
+                for addr in blocks:
+                    with contextlib.suppress(sim.CannError):
+                        sim.rtFree(self.ctx, addr)
+                raise
+
+    def _alloc(self, blocks: list[int], size: int, tag: str) -> int:
+        addr = sim.rtMalloc(self.ctx, size, tag)
+        blocks.append(addr)
+        return addr
+
+    def _to_device(self, blocks: list[int], obj: ctypes.Array | ctypes.Structure, tag: str) -> int:
+        size = ctypes.sizeof(obj)
+        addr = self._alloc(blocks, size, tag)
+        sim.rtMemcpy(self.ctx, addr, size, ctypes.addressof(obj), size, H2D)
+        return addr
+
+    def _build(self, graph: Graph, blocks: list[int]) -> PreparedGraph:
+        addrs = {
+            b.name: self._alloc(blocks, b.nbytes, f"{graph.name}.{b.name}") for b in graph.buffers
+        }
+        n = len(graph.tasks)
+        host_deps = self.bins.runtime in HOST_DEPS_RUNTIMES
+        preds = graph.predecessors() if host_deps else [[] for _ in range(n)]
+        flat = [p for ps in preds for p in ps]
+        tasks = (Task * n)()
+        for i, (spec, ps) in enumerate(zip(graph.tasks, preds, strict=True)):
+            t = tasks[i]
+            t.kernel_id = int(spec.kernel)
+            t.dep_begin = sum(len(p) for p in preds[:i])
+            t.dep_count = len(ps)
+            t.block_dim = spec.block_dim
+            a = t.args
+            a.in0 = addrs[spec.inputs[0].name]
+            a.in1 = addrs[spec.inputs[1].name] if len(spec.inputs) > 1 else 0
+            a.out = addrs[spec.output.name]
+            a.scalar = spec.scalar
+            if spec.kernel is KernelId.MATMUL:
+                (a.m, a.k), a.n = spec.inputs[0].shape, spec.output.shape[1]
+            else:
+                a.n = spec.output.size
+        args = ExecArgs(magic=GRAPH_MAGIC, abi_version=ABI_VERSION, num_tasks=n)
+        args.tasks = self._to_device(blocks, tasks, f"{graph.name}.tasks")
+        if flat:
+            args.deps = self._to_device(blocks, (ctypes.c_uint32 * len(flat))(*flat), "deps")
+        args.order = self._alloc(blocks, 4 * n, f"{graph.name}.order")
+        args.failed_task = NO_TASK
+        exec_addr = self._to_device(blocks, args, f"{graph.name}.exec_args")
+        prepared = PreparedGraph(
+            runner=self,
+            graph=graph,
+            addrs=addrs,
+            exec_addr=exec_addr,
+            order_addr=args.order,
+            host_args=args,
+            num_edges=len(flat) if host_deps else -1,
+            blocks=blocks,
+        )
+        self._prepared.append(prepared)
+        self._counts["prepared"] += 1
+        return prepared
+
+    # -- run ---------------------------------------------------------------------------------
+    def run(self, prepared: PreparedGraph, *inputs: Any, **named: Any) -> tuple[np.ndarray, ...]:
+        """Copy inputs in, execute on the AICPU, return the outputs in declaration order."""
+        with self._lock:
+            self._check_open()
+            if prepared.runner is not self or prepared.released:
+                raise ValueError("this prepared graph belongs to another (or a finalized) runner")
+            graph = prepared.graph
+            arrays = _bind_inputs(graph, inputs, named)
+            for buf, arr in arrays:
+                sim.rtMemcpy(
+                    self.ctx, prepared.addrs[buf.name], buf.nbytes, arr.ctypes.data, buf.nbytes, H2D
+                )
+            handle = self._kernel_handle()
+            if prepared.kernel_table != handle.kernel_table:
+                prepared.host_args.kernels = handle.kernel_table
+                prepared.host_args.num_kernels = handle.num_kernels
+                size = ctypes.sizeof(ExecArgs)
+                sim.rtMemcpy(
+                    self.ctx,
+                    prepared.exec_addr,
+                    size,
+                    ctypes.addressof(prepared.host_args),
+                    size,
+                    H2D,
+                )
+                prepared.kernel_table = handle.kernel_table
+            result = ExecArgs()
+            size = ctypes.sizeof(ExecArgs)
+            try:
+                self._op.launch(self._op.exec_fn, prepared.exec_addr, size)
+            except sim.CannError as exc:
+                if exc.code != ACL_ERROR_RT_AICPU_EXCEPTION:
+                    raise
+                sim.rtMemcpy(
+                    self.ctx, ctypes.addressof(result), size, prepared.exec_addr, size, D2H
+                )
+                raise KernelExecError(graph.name, result.status, result.failed_task, exc) from exc
+            sim.rtMemcpy(self.ctx, ctypes.addressof(result), size, prepared.exec_addr, size, D2H)
+            self._counts["aicore_launches"] += result.aicore_launches
+            self._counts["runs"] += 1
+            prepared.num_edges = result.num_edges
+            outs = []
+            for buf in graph.outputs:
+                out = np.empty(buf.shape, dtype=np.float32)
+                sim.rtMemcpy(
+                    self.ctx, out.ctypes.data, buf.nbytes, prepared.addrs[buf.name], buf.nbytes, D2H
+                )
+                outs.append(out)
+            return tuple(outs)
+
+    # -- statistics --------------------------------------------------------------------------
+    @property
+    def stats(self) -> dict[str, int | str]:
+        """Counters of this runner, plus HBM bytes of the whole device (every context on it).
+
+        `hbm_peak` is the device's high-water mark since it came up;
+        `context_hbm_in_use` is what this runner's own context holds.
+        """
+        hbm = self.ctx.device.hbm
+        return {
+            "arch": self.bins.arch,
+            "runtime": self.bins.runtime,
+            "device_id": self.device_id,
+            "inner_fingerprint": self.bins.inner_fingerprint,
+            "dispatcher_bootstraps": self._op.bootstraps,
+            "aicore_registrations": self._counts["aicore_registrations"],
+            "aicpu_launches": self._op.launches,
+            "aicore_launches": self._counts["aicore_launches"],
+            "runs": self._counts["runs"],
+            "prepared": self._counts["prepared"],
+            "hbm_in_use": hbm.in_use,
+            "hbm_peak": hbm.peak,
+            "hbm_capacity": hbm.capacity,
+            "context_hbm_in_use": hbm.owned_bytes(self.ctx) if self.ctx.alive else 0,
+        }
+
+
+def _bind_inputs(
+    graph: Graph, inputs: tuple[Any, ...], named: dict[str, Any]
+) -> list[tuple[Buffer, np.ndarray]]:
+    """Match positional then named arguments to the graph's inputs as float32 C arrays."""
+    wanted = graph.inputs
+    if len(inputs) > len(wanted):
+        raise TypeError(f"graph {graph.name!r} takes {len(wanted)} inputs, got {len(inputs)}")
+    given = dict(zip((b.name for b in wanted), inputs, strict=False))
+    for name, value in named.items():
+        if name in given:
+            raise TypeError(f"input {name!r} given twice")
+        if name not in {b.name for b in wanted}:
+            raise TypeError(f"graph {graph.name!r} has no input {name!r}")
+        given[name] = value
+    bound = []
+    for buf in wanted:
+        if buf.name not in given:
+            raise TypeError(f"graph {graph.name!r}: missing input {buf.name!r}")
+        arr = np.ascontiguousarray(given[buf.name], dtype=np.float32)
+        if arr.shape != buf.shape:
+            raise ValueError(f"input {buf.name!r} has shape {arr.shape}, graph says {buf.shape}")
+        bound.append((buf, arr))
+    return bound

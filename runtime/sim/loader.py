@@ -1,0 +1,93 @@
+"""The extend-kernels loader: `rtAicpuKernelLaunchExWithArgs` (DESIGN.md, bootstrap steps 1-2).
+
+It reads the dispatcher bytes and the DeviceArgs block out of device memory,
+writes the dispatcher to a private temporary file, dlopens it, insists on all
+three entry points and calls `DynTileFwkBackendKernelServerInit` with a
+KernelArgs (itself copied to device memory) whose `device_args` points at
+the host-prepared DeviceArgs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+from ..abi import DISPATCHER_ENTRY_POINTS, DeviceArgs, LoaderKernelArgs
+from .device import Stream
+from .errors import (
+    ACL_ERROR_RT_AICPU_EXCEPTION,
+    ACL_ERROR_RT_FILE_OPEN,
+    ACL_ERROR_RT_KERNEL_LOOKUP,
+    ACL_ERROR_RT_PARAM_INVALID,
+    CannError,
+)
+from .sharedlib import SharedLib
+
+CALL = "rtAicpuKernelLaunchExWithArgs"
+#: The only op the simulated loader knows: the dispatcher's Init entry point.
+INIT_ENTRY = "DynTileFwkBackendKernelServerInit"
+_ServerFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+
+
+def rtAicpuKernelLaunchExWithArgs(
+    kernel_type: int,
+    op_name: str,
+    block_dim: int,
+    args: LoaderKernelArgs,
+    stream: Stream,
+) -> None:
+    """Load the dispatcher named by `args.device_args` and run its Init entry point.
+
+    Structural problems (bad pointers, a dispatcher that does not load or
+    lacks an entry point) raise at once; Init's non-zero return surfaces at
+    rtStreamSynchronize as 507018, as a device-side failure would.
+    """
+    device = stream.check(CALL)
+    device.check_driver(CALL)
+    ctx = stream.ctx
+    if op_name != INIT_ENTRY:
+        raise CannError(ACL_ERROR_RT_KERNEL_LOOKUP, CALL, f"unknown extend kernel {op_name!r}")
+    if block_dim != 1:
+        raise CannError(ACL_ERROR_RT_PARAM_INVALID, CALL, f"blockDim {block_dim}, expected 1")
+    da_addr = int(args.device_args)
+    device.hbm.check_range(da_addr, ctypes.sizeof(DeviceArgs), CALL)
+    da = DeviceArgs.from_address(da_addr)
+    if da.aicpu_so_len == 0:
+        raise CannError(ACL_ERROR_RT_PARAM_INVALID, CALL, "DeviceArgs.aicpu_so_len is 0")
+    device.hbm.check_range(da.aicpu_so_bin, da.aicpu_so_len, CALL)
+    dispatcher_bytes = ctypes.string_at(da.aicpu_so_bin, da.aicpu_so_len)
+    device.stats["extend_kernel_launches"] += 1
+    try:
+        lib = SharedLib(dispatcher_bytes, "simpler_dispatcher")
+    except OSError as exc:
+        raise CannError(
+            ACL_ERROR_RT_FILE_OPEN,
+            CALL,
+            f"dispatcher ({da.aicpu_so_len} bytes) does not load: {exc}",
+        ) from None
+    try:
+        entries = {name: lib.symbol(name) for name in DISPATCHER_ENTRY_POINTS}
+        missing = [name for name, addr in entries.items() if not addr]
+        if missing:
+            raise CannError(
+                ACL_ERROR_RT_KERNEL_LOOKUP,
+                CALL,
+                f"dispatcher does not export {', '.join(missing)} "
+                f"(required: {', '.join(DISPATCHER_ENTRY_POINTS)})",
+            )
+        ka_addr = device.hbm.allocate(
+            ctypes.sizeof(LoaderKernelArgs), ctx, "loader KernelArgs", CALL
+        ).addr
+        try:
+            ctypes.memmove(ka_addr, ctypes.addressof(args), ctypes.sizeof(LoaderKernelArgs))
+            device.stats["dispatcher_inits"] += 1
+            rc = _ServerFn(entries[INIT_ENTRY])(ka_addr)
+        finally:
+            device.hbm.free(ka_addr, ctx, CALL)
+    finally:
+        lib.close()
+    if rc != 0 and stream.pending is None:
+        stream.pending = CannError(
+            ACL_ERROR_RT_AICPU_EXCEPTION,
+            CALL,
+            f"{INIT_ENTRY} (kernel type {kernel_type}) returned {rc}",
+        )

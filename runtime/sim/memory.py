@@ -1,0 +1,97 @@
+"""Simulated HBM: real host memory, counted against a capacity.
+
+Every allocation is a ctypes buffer whose host address *is* the device
+address, so the real AICPU runtime SOs and AICore kernels compute on it
+directly.  The pool only counts bytes, records which owner (context) holds
+each block, and checks that device ranges handed to copies lie inside one
+live allocation -- the bug a stale pointer would otherwise hide.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import threading
+from dataclasses import dataclass
+
+from .errors import ACL_ERROR_RT_MEMORY_ALLOCATION, ACL_ERROR_RT_PARAM_INVALID, CannError
+
+
+@dataclass
+class Allocation:
+    addr: int
+    size: int
+    owner: object
+    tag: str
+    buffer: ctypes.Array  # keeps the memory alive
+
+
+class HbmPool:
+    """Byte accounting and address lookup for one device's HBM."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.in_use = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+        self._allocs: dict[int, Allocation] = {}
+        self._starts: list[int] = []
+
+    def allocate(self, size: int, owner: object, tag: str, call: str = "rtMalloc") -> Allocation:
+        """Reserve `size` bytes; 207001 when the capacity would be exceeded."""
+        if size <= 0:
+            raise CannError(ACL_ERROR_RT_PARAM_INVALID, call, f"size {size} must be positive")
+        with self._lock:
+            if self.in_use + size > self.capacity:
+                raise CannError(
+                    ACL_ERROR_RT_MEMORY_ALLOCATION,
+                    call,
+                    f"{tag}: {size} bytes requested, {self.capacity - self.in_use} of "
+                    f"{self.capacity} free",
+                )
+            buf = (ctypes.c_char * size)()
+            alloc = Allocation(ctypes.addressof(buf), size, owner, tag, buf)
+            self._allocs[alloc.addr] = alloc
+            bisect.insort(self._starts, alloc.addr)
+            self.in_use += size
+            self.peak = max(self.peak, self.in_use)
+            return alloc
+
+    def free(self, addr: int, owner: object | None = None, call: str = "rtFree") -> None:
+        """Release the block starting at `addr` (owned by `owner` when given)."""
+        with self._lock:
+            alloc = self._allocs.get(addr)
+            if alloc is None or (owner is not None and alloc.owner is not owner):
+                raise CannError(ACL_ERROR_RT_PARAM_INVALID, call, f"{addr:#x} is not a live block")
+            self._drop(alloc)
+
+    def release_owner(self, owner: object) -> int:
+        """Free every block of `owner` (context teardown); returns the bytes released."""
+        with self._lock:
+            mine = [a for a in self._allocs.values() if a.owner is owner]
+            for alloc in mine:
+                self._drop(alloc)
+            return sum(a.size for a in mine)
+
+    def owned_bytes(self, owner: object) -> int:
+        with self._lock:
+            return sum(a.size for a in self._allocs.values() if a.owner is owner)
+
+    def check_range(self, addr: int, count: int, call: str) -> Allocation:
+        """The live allocation holding [addr, addr + count); 107000 otherwise."""
+        with self._lock:
+            i = bisect.bisect_right(self._starts, addr) - 1
+            if i >= 0:
+                alloc = self._allocs[self._starts[i]]
+                if addr + count <= alloc.addr + alloc.size:
+                    return alloc
+        raise CannError(
+            ACL_ERROR_RT_PARAM_INVALID,
+            call,
+            f"device range {addr:#x}+{count} is not inside one live allocation",
+        )
+
+    def _drop(self, alloc: Allocation) -> None:
+        del self._allocs[alloc.addr]
+        self._starts.pop(bisect.bisect_left(self._starts, alloc.addr))
+        self.in_use -= alloc.size

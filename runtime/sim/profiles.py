@@ -1,0 +1,61 @@
+"""Per-arch device profiles: HBM capacity and core counts of the simulated chip.
+
+Core counts match the build's arch profiles (site_scons/simpler_profiles.py),
+so the runtime can cross-check what an inner SO reports it was built for.
+Capacity is only accounting -- allocations are real host memory -- and can be
+lowered with `SIMPLER_SIM_HBM_BYTES` or a constructor argument to provoke
+exhaustion in tests.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+HBM_BYTES_ENV = "SIMPLER_SIM_HBM_BYTES"
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    arch: str
+    soc: str
+    hbm_bytes: int
+    aiv_cores: int
+    aic_cores: int
+    mix_aicore: bool  # True when the AICore binary carries cube (matmul) kernels
+    device_count: int = 16
+
+
+PROFILES: dict[str, DeviceProfile] = {
+    "a2a3": DeviceProfile(
+        "a2a3", "Ascend910B", 64 * GIB, aiv_cores=48, aic_cores=24, mix_aicore=False
+    ),
+    "a5": DeviceProfile("a5", "Ascend950", 128 * GIB, aiv_cores=64, aic_cores=32, mix_aicore=True),
+}
+
+
+def profile_for(arch: str) -> DeviceProfile:
+    """The profile of `arch`; ValueError naming the known arches otherwise."""
+    try:
+        return PROFILES[arch]
+    except KeyError:
+        raise ValueError(f"unknown arch {arch!r} (known: {', '.join(sorted(PROFILES))})") from None
+
+
+def hbm_capacity(profile: DeviceProfile, override: int | None = None) -> int:
+    """Capacity in bytes: the explicit override, else SIMPLER_SIM_HBM_BYTES, else the profile."""
+    if override is not None:
+        value, source = override, "hbm_bytes"
+    elif os.environ.get(HBM_BYTES_ENV):
+        raw = os.environ[HBM_BYTES_ENV]
+        try:
+            value = int(raw, 0)
+        except ValueError:
+            raise ValueError(f"{HBM_BYTES_ENV}={raw!r} is not an integer byte count") from None
+        source = HBM_BYTES_ENV
+    else:
+        return profile.hbm_bytes
+    if value <= 0:
+        raise ValueError(f"{source} must be a positive byte count, not {value}")
+    return value

@@ -1,0 +1,122 @@
+"""RuntimeBinaries: a valid manifest loads; every kind of bad input is a clear ValueError."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import xxhash
+
+from simpler_build.manifest import ManifestError
+from simpler_build.runtime import BinaryError, RuntimeBinaries
+from simpler_build.runtime.abi import ExecArgs, InitArgs, KernelArgs, KernelEntry, Task
+
+
+def test_abi_mirror_sizes() -> None:
+    import ctypes
+
+    sizes = [ctypes.sizeof(s) for s in (KernelArgs, Task, ExecArgs, InitArgs, KernelEntry)]
+    assert sizes == [48, 64, 80, 48, 24]
+
+
+@pytest.mark.parametrize("arch", ["a2a3", "a5"])
+def test_manifest_loads_with_fingerprints(runtime_lib: Path, arch: str) -> None:
+    bins = RuntimeBinaries.from_manifest(runtime_lib / arch / "host_build_graph", arch=arch)
+    assert (bins.arch, bins.runtime) == (arch, "host_build_graph")
+    for role in ("dispatcher", "inner_so", "aicore"):
+        assert bins.fingerprints[role] == xxhash.xxh3_64_hexdigest(bins.path(role).read_bytes())
+
+
+def _copy_tree(runtime_lib: Path, tmp_path: Path, arch: str = "a5") -> Path:
+    """A private copy of one arch's build output, for tests that damage it."""
+    dest = tmp_path / "lib" / arch
+    shutil.copytree(runtime_lib / arch, dest)
+    return dest / "host_build_graph" / "runtime_binaries.json"
+
+
+def test_wrong_arch_names_the_manifest(runtime_lib: Path) -> None:
+    path = runtime_lib / "a5" / "host_build_graph" / "runtime_binaries.json"
+    with pytest.raises(ManifestError, match="for arch 'a5', not the requested 'a2a3'") as info:
+        RuntimeBinaries.from_manifest(path, arch="a2a3")
+    assert isinstance(info.value, ValueError)
+    assert str(path) in str(info.value)
+
+
+def test_missing_manifest(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="no such manifest"):
+        RuntimeBinaries.from_manifest(tmp_path / "nowhere" / "runtime_binaries.json")
+
+
+def test_missing_binary(runtime_lib: Path, tmp_path: Path) -> None:
+    manifest = _copy_tree(runtime_lib, tmp_path)
+    aicore = manifest.parent / "aicore_kernels.elf"
+    aicore.unlink()
+    with pytest.raises(BinaryError, match="aicore does not exist") as info:
+        RuntimeBinaries.from_manifest(manifest)
+    assert info.value.path == aicore
+
+
+def test_non_elf_binary(runtime_lib: Path, tmp_path: Path) -> None:
+    manifest = _copy_tree(runtime_lib, tmp_path)
+    inner = manifest.parent / "libsimpler_inner_host_build_graph.so"
+    inner.write_text("#!/bin/sh\necho not an elf\n")
+    with pytest.raises(BinaryError, match="not an ELF file") as info:
+        RuntimeBinaries.from_manifest(manifest)
+    assert str(inner) in str(info.value)
+
+
+def test_truncated_elf(runtime_lib: Path, tmp_path: Path) -> None:
+    manifest = _copy_tree(runtime_lib, tmp_path)
+    inner = manifest.parent / "libsimpler_inner_host_build_graph.so"
+    inner.write_bytes(inner.read_bytes()[:20])
+    with pytest.raises(BinaryError, match="truncated or malformed ELF"):
+        RuntimeBinaries.from_manifest(manifest)
+
+
+def test_empty_inner_so(runtime_lib: Path, tmp_path: Path) -> None:
+    manifest = _copy_tree(runtime_lib, tmp_path)
+    inner = manifest.parent / "libsimpler_inner_host_build_graph.so"
+    inner.write_bytes(b"")
+    with pytest.raises(BinaryError, match="inner_so is an empty file") as info:
+        RuntimeBinaries.from_manifest(manifest)
+    assert info.value.path == inner
+
+
+def test_fingerprint_disagreeing_with_manifest(runtime_lib: Path, tmp_path: Path) -> None:
+    manifest = _copy_tree(runtime_lib, tmp_path)
+    inner = manifest.parent / "libsimpler_inner_host_build_graph.so"
+    with inner.open("ab") as f:
+        f.write(b"\0")  # still a valid ELF, different bytes
+    with pytest.raises(BinaryError, match="disagrees with") as info:
+        RuntimeBinaries.from_manifest(manifest)
+    assert info.value.path == inner
+
+
+def test_unknown_arch_in_manifest(runtime_lib: Path, tmp_path: Path) -> None:
+    manifest = _copy_tree(runtime_lib, tmp_path)
+    data = json.loads(manifest.read_text())
+    data["arch"] = "a9"
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="unknown arch 'a9'"):
+        RuntimeBinaries.from_manifest(manifest)
+
+
+def test_from_paths_validates(runtime_lib: Path, tmp_path: Path) -> None:
+    d = runtime_lib / "a2a3"
+    rt = d / "host_build_graph"
+    bins = RuntimeBinaries.from_paths(
+        "a2a3",
+        "host_build_graph",
+        d / "dispatcher" / "libsimpler_aicpu_dispatcher.so",
+        rt / "libsimpler_inner_host_build_graph.so",
+        rt / "aicore_kernels.elf",
+    )
+    assert bins.manifest is None
+    text = tmp_path / "x.so"
+    text.write_text("hello")
+    with pytest.raises(BinaryError, match="dispatcher is not an ELF"):
+        RuntimeBinaries.from_paths("a2a3", "host_build_graph", text, bins.inner_so, bins.aicore)
+    with pytest.raises(ValueError, match="unknown arch"):
+        RuntimeBinaries.from_paths("a4", "x", bins.dispatcher, bins.inner_so, bins.aicore)

@@ -1,0 +1,67 @@
+"""examples/vector_add.py and bench/runtime_bench.py run end to end on the real build."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / script), *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    ("arch", "runtime"), [("a2a3", "host_build_graph"), ("a5", "aicpu_build_graph")]
+)
+def test_vector_add_example_json(runtime_lib: Path, arch: str, runtime: str) -> None:
+    proc = _run(
+        "examples/vector_add.py",
+        *("--arch", arch, "--runtime", runtime, "--runs", "25", "--json"),
+        *("--build-dir", str(runtime_lib.parent)),
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["ok"] and report["checked_results"] == 50
+    stats = report["stats"]
+    assert (stats["arch"], stats["runtime"]) == (arch, runtime)
+    assert stats["aicore_registrations"] == 1
+    assert stats["aicpu_launches"] == 51  # 50 graph runs + one simpler_aicpu_init
+    assert stats["aicore_launches"] == 25 * (1 + 3)
+
+
+def test_vector_add_example_without_build_says_run_scons(tmp_path: Path) -> None:
+    proc = _run("examples/vector_add.py", "--arch", "a5", "--build-dir", str(tmp_path))
+    assert proc.returncode == 2
+    assert "runtime_binaries.json not found" in proc.stderr
+    assert "scons arch=a5" in proc.stderr
+
+
+def test_bench_smoke(runtime_lib: Path) -> None:
+    proc = _run(
+        "bench/runtime_bench.py",
+        *("--arch", "a2a3", "--runs", "50", "--baseline-runs", "20", "--growth-runs", "300"),
+        *("--reps", "1", "--json", "--build-dir", str(runtime_lib.parent)),
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["memory"]["growth_bytes"] == 0
+    assert report["launch"]["baseline_registrations"] == 21
+    assert report["launch"]["cached_registrations"] == 1
+    assert set(report["first_run"]) == {
+        "cold_device_fs_ms",
+        "preinstalled_by_other_process_ms",
+        "in_process_fingerprint_set_ms",
+    }

@@ -1,0 +1,165 @@
+"""The prepared callable: built once, run many times, one AICore registration, flat memory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from simpler_build.runtime import (
+    DeviceRunner,
+    Graph,
+    KernelExecError,
+    KernelId,
+    RuntimeBinaries,
+    Status,
+    sim,
+)
+from tests.conftest import ARCHES, RUNTIMES
+
+RUNS = 200
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("arch", ARCHES)
+def test_prepare_once_run_200_times_under_tight_hbm(
+    arch: str,
+    runtime: str,
+    load_bins: Callable[..., RuntimeBinaries],
+    make_chain: Callable[..., Graph],
+    one_run_need: Callable[[RuntimeBinaries], int],
+) -> None:
+    bins = load_bins(arch, runtime)
+    elf = bins.aicore.stat().st_size
+    cap = one_run_need(bins) + 2 * elf  # one run's need plus room for two AICore ELFs
+    rng = np.random.default_rng(1)
+    with DeviceRunner(bins, hbm_bytes=cap) as runner:
+        prepared = runner.prepare(make_chain(s=-1.25))
+        after_first = None
+        for i in range(RUNS):
+            a, b, c = (rng.standard_normal(4096, dtype=np.float32) for _ in range(3))
+            (out,) = prepared(a, b, c)
+            np.testing.assert_allclose(out, (a + b) * c - 1.25, rtol=1e-6, err_msg=f"run {i}")
+            if i == 0:
+                after_first = runner.stats["hbm_in_use"]
+        stats = runner.stats
+        device = sim.get_device(0)
+        assert device is not None and device.hbm.capacity == cap
+        assert stats["aicore_registrations"] == 1
+        assert device.stats["aicore_registrations"] == 1
+        assert stats["hbm_in_use"] == after_first
+        assert stats["aicpu_launches"] == RUNS + 1  # + the one simpler_aicpu_init
+        assert stats["aicore_launches"] == 3 * RUNS
+        assert stats["runs"] == RUNS
+    assert sim.get_device(0) is None  # finalize tore the context (and the pinned ELF) down
+
+
+def test_named_inputs_and_input_checks(
+    load_bins: Callable[..., RuntimeBinaries], make_chain: Callable[..., Graph]
+) -> None:
+    with DeviceRunner(load_bins("a2a3")) as runner:
+        prepared = runner.prepare(make_chain(n=8))
+        ones = np.ones(8, np.float32)
+        (out,) = runner.run(prepared, ones, c=ones * 3, b=ones * 2)
+        np.testing.assert_array_equal(out, np.full(8, 11.5, np.float32))
+        with pytest.raises(ValueError, match="shape"):
+            prepared(ones, ones, np.ones(9, np.float32))
+        with pytest.raises(TypeError, match="missing input 'c'"):
+            prepared(ones, ones)
+        with pytest.raises(TypeError, match="no input 'd'"):
+            prepared(ones, ones, ones, d=ones)
+    with pytest.raises(RuntimeError, match="finalized"):
+        prepared(ones, ones, ones)
+
+
+def _hazard_graph(n: int) -> Graph:
+    """RAW, WAR and WAW hazards on shared buffers; the result depends on honouring all three."""
+    g = Graph("hazards")
+    a, b = g.input("a", n), g.input("b", n)
+    t, out1, out2 = g.temp("t", n), g.output("out1", n), g.output("out2", n)
+    g.add(t, a, b)  # 0: t = a + b
+    g.mul(out1, t, a)  # 1: out1 = t * a           (RAW on t)
+    g.adds(t, b, 1.0)  # 2: t = b + 1              (WAR with 1, WAW with 0)
+    g.add(out2, t, out1)  # 3: out2 = t + out1     (RAW on t and out1)
+    g.adds(a, a, 0.5)  # 4: a = a + 0.5 (in place; WAR with 0 and 1)
+    return g
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_dependency_order_and_edges_agree_between_runtimes(
+    arch: str, load_bins: Callable[..., RuntimeBinaries]
+) -> None:
+    rng = np.random.default_rng(2)
+    a, b = rng.random(64, dtype=np.float32), rng.random(64, dtype=np.float32)
+    out1 = (a + b) * a
+    out2 = (b + 1) + out1
+    edges = {}
+    graph = _hazard_graph(64)
+    preds = graph.predecessors()
+    assert preds == [[], [0], [0, 1], [0, 1, 2], [0, 1]]
+    for runtime in RUNTIMES:
+        with DeviceRunner(load_bins(arch, runtime)) as runner:
+            prepared = runner.prepare(_hazard_graph(64))
+            got1, got2 = prepared(a, b)
+            np.testing.assert_allclose(got1, out1, rtol=1e-6)
+            np.testing.assert_allclose(got2, out2, rtol=1e-6)
+            order = prepared.last_order()
+            assert sorted(order) == list(range(5))
+            for task, ps in enumerate(preds):
+                assert all(order.index(p) < order.index(task) for p in ps), (runtime, order)
+            edges[runtime] = prepared.num_edges
+    assert edges["host_build_graph"] == edges["aicpu_build_graph"] == 8
+
+
+def test_matmul_on_a5(load_bins: Callable[..., RuntimeBinaries]) -> None:
+    g = Graph("mm")
+    x, w, bias = g.input("x", (64, 32)), g.input("w", (32, 48)), g.input("bias", (64, 48))
+    y, out = g.temp("y", (64, 48)), g.output("out", (64, 48))
+    g.matmul(y, x, w)
+    g.add(out, y, bias)
+    rng = np.random.default_rng(3)
+    xs, ws, bs = (rng.standard_normal(s, dtype=np.float32) for s in ((64, 32), (32, 48), (64, 48)))
+    with DeviceRunner(load_bins("a5", "aicpu_build_graph")) as runner:
+        (got,) = runner.prepare(g)(xs, ws, bs)
+    np.testing.assert_allclose(got, xs @ ws + bs, rtol=1e-4, atol=1e-4)
+
+
+def test_matmul_refused_on_vector_only_a2a3(load_bins: Callable[..., RuntimeBinaries]) -> None:
+    g = Graph("mm")
+    x, w, out = g.input("x", (16, 16)), g.input("w", (16, 16)), g.output("out", (16, 16))
+    g.matmul(out, x, w)
+    with DeviceRunner(load_bins("a2a3")) as runner, pytest.raises(ValueError, match="vector-only"):
+        runner.prepare(g)
+
+
+def test_two_prepared_graphs_share_one_registration(
+    load_bins: Callable[..., RuntimeBinaries], make_chain: Callable[..., Graph]
+) -> None:
+    with DeviceRunner(load_bins("a5")) as runner:
+        p1, p2 = runner.prepare(make_chain(n=16, s=1)), runner.prepare(make_chain(n=32, s=2))
+        for _ in range(3):
+            (o1,) = p1(*(np.ones(16, np.float32),) * 3)
+            (o2,) = p2(*(np.ones(32, np.float32),) * 3)
+        assert (o1 == 3).all() and (o2 == 4).all()
+        assert runner.stats["aicore_registrations"] == 1
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_aicpu_failure_names_status_and_task_then_runner_recovers(
+    runtime: str, load_bins: Callable[..., RuntimeBinaries], make_chain: Callable[..., Graph]
+) -> None:
+    ones = np.ones(8, np.float32)
+    with DeviceRunner(load_bins("a5", runtime)) as runner:
+        prepared = runner.prepare(make_chain(n=8))
+        handle = runner._kernel_handle()
+        saved = handle.table[KernelId.VEC_MUL]
+        handle.table[KernelId.VEC_MUL] = 0  # the kernel of task 1 disappears
+        with pytest.raises(KernelExecError, match="BAD_KERNEL at task 1") as info:
+            prepared(ones, ones, ones)
+        assert info.value.status == Status.BAD_KERNEL and info.value.failed_task == 1
+        assert info.value.__cause__.code == sim.errors.ACL_ERROR_RT_AICPU_EXCEPTION
+        handle.table[KernelId.VEC_MUL] = saved
+        (out,) = prepared(ones, ones, ones)
+        np.testing.assert_array_equal(out, np.full(8, 4.5, np.float32))
+        assert runner.stats["aicore_registrations"] == 1
