@@ -2,14 +2,17 @@
 
     python bench/build_bench.py [--repeat N] [--jobs J]
 
-Every run uses a private cache root and fresh build dirs, so the figures do
-not depend on (or disturb) the user's cache.  Medians of N repeats.
+Each repeat copies the sources into two fresh checkouts under a private cache
+root: the first builds `arch=all` cold, the second (a "clean checkout"
+elsewhere) builds from the CacheDir the first filled, then rebuilds with
+nothing changed.  Medians of N repeats; the user's cache is never touched.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -20,11 +23,25 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def timed_scons(args: list[str], env: dict[str, str]) -> float:
+SOURCES = ("SConstruct", "site_scons", "dispatcher", "runtime")
+
+
+def checkout(dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    for name in SOURCES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def timed_scons(cwd: Path, args: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "SCons", "-Q", *args],
-        cwd=REPO,
+        cwd=cwd,
         env=env,
         check=True,
         stdout=subprocess.DEVNULL,
@@ -44,9 +61,10 @@ def main() -> int:
         root = Path(tmp)
         for i in range(opts.repeat):
             env = {**os.environ, "SIMPLER_CACHE_DIR": str(root / f"cache{i}")}
-            cold.append(timed_scons([jobs, "arch=all", f"build_dir={root / f'cold{i}'}"], env))
-            warm.append(timed_scons([jobs, "arch=all", f"build_dir={root / f'warm{i}'}"], env))
-            noop.append(timed_scons([jobs, "arch=all", f"build_dir={root / f'warm{i}'}"], env))
+            first, second = checkout(root / f"a{i}"), checkout(root / f"b{i}")
+            cold.append(timed_scons(first, [jobs, "arch=all"], env))
+            warm.append(timed_scons(second, [jobs, "arch=all"], env))
+            noop.append(timed_scons(second, [jobs, "arch=all"], env))
 
     c, w, n = (statistics.median(x) for x in (cold, warm, noop))
     print(f"build_bench: arch=all {jobs}, median of {opts.repeat}")

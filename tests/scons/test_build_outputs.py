@@ -10,13 +10,10 @@ import xxhash
 
 from simpler_build.elf import defined_dynamic_symbols, has_debug_info, read_build_id
 from simpler_build.manifest import ROLES, SCHEMA_VERSION, load_manifest
+from simpler_build.runtime.abi import DISPATCHER_ENTRY_POINTS
 from tests.conftest import ARCHES, RUNTIMES, BuiltTree
 
-DISPATCHER_EXPORTS = {
-    "StaticTileFwkBackendKernelServer",
-    "DynTileFwkBackendKernelServerInit",
-    "DynTileFwkBackendKernelServer",
-}
+DISPATCHER_EXPORTS = set(DISPATCHER_ENTRY_POINTS)
 
 
 def _has_section(path: Path, name: str) -> bool:

@@ -9,28 +9,9 @@ from pathlib import Path
 import pytest
 import xxhash
 
+from simpler_build.runtime.abi import DISPATCHER_ENTRY_POINTS, DeviceArgs
+from simpler_build.runtime.abi import LoaderKernelArgs as KernelArgs
 from tests.conftest import ARCHES, BuiltTree
-
-
-class DeviceArgs(ctypes.Structure):
-    _fields_ = [
-        ("reserved_head", ctypes.c_uint64 * 12),
-        ("aicpu_so_bin", ctypes.c_uint64),
-        ("aicpu_so_len", ctypes.c_uint64),
-        ("device_id", ctypes.c_uint64),
-        ("inner_so_bin", ctypes.c_uint64),
-        ("inner_so_len", ctypes.c_uint64),
-        ("preinstall_dir", ctypes.c_uint64),
-        ("reserved_tail", ctypes.c_uint64 * 2),
-    ]
-
-
-class KernelArgs(ctypes.Structure):
-    _fields_ = [
-        ("reserved_head", ctypes.c_uint64 * 5),
-        ("device_args", ctypes.c_uint64),
-        ("reserved_tail", ctypes.c_uint64 * 2),
-    ]
 
 
 def test_mirror_matches_design_offsets():
@@ -60,11 +41,7 @@ class Bundle:
 @pytest.fixture(params=ARCHES)
 def dispatcher(request: pytest.FixtureRequest, built_tree: BuiltTree) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(built_tree.dispatcher(request.param)), mode=os.RTLD_LOCAL)
-    for name in (
-        "DynTileFwkBackendKernelServerInit",
-        "DynTileFwkBackendKernelServer",
-        "StaticTileFwkBackendKernelServer",
-    ):
+    for name in DISPATCHER_ENTRY_POINTS:
         getattr(lib, name).argtypes = [ctypes.c_void_p]
         getattr(lib, name).restype = ctypes.c_int
     return lib
