@@ -163,6 +163,8 @@ class ArtifactCache:
                     lay.tag, lay.temp_name("tag", ".tag"), CACHEDIR_TAG.encode(), META_MODE
                 )
             for d in (lay.base, lay.objects, lay.locks, lay.quarantine):
+                if d.exists() and not d.is_dir():
+                    raise CacheRootError(d, "part of the cache tree but not a directory")
                 d.mkdir(exist_ok=True)
         except CacheError:
             raise

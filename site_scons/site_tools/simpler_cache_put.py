@@ -7,6 +7,7 @@ nothing and `scons -q` stays quiet.  `cache=0` on the command line skips it.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +15,21 @@ from SCons.Action import Action
 
 
 def _put(target: list[Any], source: list[Any], env: Any) -> int:
-    from simpler_build.cache import ArtifactCache
+    from simpler_build.cache import ArtifactCache, CacheError
     from simpler_build.elf import read_build_id
 
     so = Path(source[0].get_abspath())
-    cache = ArtifactCache(env["SIMPLER_CACHE_ROOT"])
-    entry = cache.put(
-        so,
-        arch=env["SIMPLER_ARCH"],
-        runtime=env["SIMPLER_RUNTIME"],
-        build_id=read_build_id(so),
-    )
+    try:
+        entry = ArtifactCache(env["SIMPLER_CACHE_ROOT"]).put(
+            so,
+            arch=env["SIMPLER_ARCH"],
+            runtime=env["SIMPLER_RUNTIME"],
+            build_id=read_build_id(so),
+        )
+    except CacheError as exc:
+        # The SO itself is built and stays; only publishing failed.  One clear line, no trace.
+        print(f"scons: *** artifact cache: {exc} (build with cache=0 to skip)", file=sys.stderr)
+        return 1
     Path(target[0].get_abspath()).write_text(f"{entry.fingerprint} {entry.path}\n")
     return 0
 

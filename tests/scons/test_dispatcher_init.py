@@ -87,17 +87,14 @@ def test_failed_write_returns_1_and_leaves_nothing(dispatcher: ctypes.CDLL, tmp_
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
     assert dispatcher.DynTileFwkBackendKernelServerInit(Bundle(b"abc", not_a_dir).pointer) == 1
-    read_only = tmp_path / "ro"
-    read_only.mkdir()
-    bundle = Bundle(b"payload", read_only)
-    read_only.chmod(0o555)
-    try:
-        if os.access(read_only, os.W_OK):  # root ignores mode bits: make the write fail otherwise
-            read_only.chmod(0o755)
-            (read_only / "blocker").mkdir()
-            bundle = Bundle(b"payload", read_only / "blocker" / "x" / "y")
-        assert dispatcher.DynTileFwkBackendKernelServerInit(bundle.pointer) == 1
-    finally:
-        read_only.chmod(0o755)
-    leftovers = [p.name for p in read_only.rglob("*") if p.name != "blocker"]
-    assert leftovers == []
+    assert not_a_dir.read_text() == "x"
+
+    # The final name is taken by a directory: the rename fails after the temp file was
+    # written, and the temp file must not outlive the failure.
+    preinstall = tmp_path / "preinstall"
+    payload = b"payload" * 1000
+    blocker = preinstall / f"simpler_inner_{xxhash.xxh3_64_hexdigest(payload)}.so"
+    blocker.mkdir(parents=True)
+    assert dispatcher.DynTileFwkBackendKernelServerInit(Bundle(payload, preinstall).pointer) == 1
+    assert [p.name for p in preinstall.iterdir()] == [blocker.name]
+    assert blocker.is_dir() and not any(blocker.iterdir())
