@@ -30,7 +30,8 @@ import numpy as np
 
 from simpler_build.cache.fingerprint import clear_memo
 from simpler_build.manifest import MANIFEST_NAME
-from simpler_build.runtime import DeviceRunner, Graph, RuntimeBinaries, aicpu_op, sim
+from simpler_build.runtime import DeviceRunner, RuntimeBinaries, aicpu_op, sim
+from simpler_build.runtime.samples import chain_graph, chain_reference
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,16 +45,6 @@ class PerRunRegistrationRunner(DeviceRunner):
         return self._aicore
 
 
-def chain(n: int) -> Graph:
-    g = Graph("chain")
-    a, b, c = g.input("a", n), g.input("b", n), g.input("c", n)
-    t, u, out = g.temp("t", n), g.temp("u", n), g.output("out", n)
-    g.add(t, a, b)
-    g.mul(u, t, c)
-    g.adds(out, u, 2.5)
-    return g
-
-
 def _inputs(n: int) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     return [rng.random(n, dtype=np.float32) for _ in range(3)]
@@ -61,10 +52,10 @@ def _inputs(n: int) -> list[np.ndarray]:
 
 def time_runs(runner: DeviceRunner, runs: int, n: int) -> float:
     """Seconds per task over `runs` runs of the 3-task chain (results checked once)."""
-    prepared = runner.prepare(chain(n))
+    prepared = runner.prepare(chain_graph(n))
     a, b, c = _inputs(n)
     (out,) = prepared(a, b, c)  # warm-up; also checks correctness
-    assert np.allclose(out, (a + b) * c + 2.5, rtol=1e-6)
+    assert np.allclose(out, chain_reference(a, b, c), rtol=1e-6)
     t0 = time.perf_counter()
     for _ in range(runs):
         prepared(a, b, c)
@@ -93,10 +84,10 @@ def _first_run(bins: RuntimeBinaries, n: int) -> tuple[float, int]:
     a, b, c = _inputs(n)
     t0 = time.perf_counter()
     with DeviceRunner(bins) as runner:
-        (out,) = runner.prepare(chain(n))(a, b, c)
+        (out,) = runner.prepare(chain_graph(n))(a, b, c)
         elapsed = time.perf_counter() - t0
         bootstraps = int(runner.stats["dispatcher_bootstraps"])
-    assert np.allclose(out, (a + b) * c + 2.5, rtol=1e-6)
+    assert np.allclose(out, chain_reference(a, b, c), rtol=1e-6)
     return elapsed, bootstraps
 
 
@@ -141,12 +132,12 @@ def first_run_latency(bins: RuntimeBinaries, manifest: Path, reps: int, n: int) 
 def memory_growth(bins: RuntimeBinaries, runs: int, n: int) -> dict:
     a, b, c = _inputs(n)
     with DeviceRunner(bins) as runner:
-        prepared = runner.prepare(chain(n))
+        prepared = runner.prepare(chain_graph(n))
         prepared(a, b, c)
         after_first = int(runner.stats["hbm_in_use"])
         for _ in range(runs - 1):
             (out,) = prepared(a, b, c)
-        assert np.allclose(out, (a + b) * c + 2.5, rtol=1e-6)
+        assert np.allclose(out, chain_reference(a, b, c), rtol=1e-6)
         stats = runner.stats
     return {
         "runs": runs,

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from simpler_build.manifest import MANIFEST_NAME, ManifestError
-from simpler_build.runtime import BinaryError, DeviceRunner, Graph, RuntimeBinaries
+from simpler_build.runtime import BinaryError, DeviceRunner, RuntimeBinaries
+from simpler_build.runtime.samples import chain_graph, chain_reference, vector_add_graph
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,23 +40,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def vector_add(n: int) -> Graph:
-    g = Graph("vector_add")
-    a, b, out = g.input("a", n), g.input("b", n), g.output("out", n)
-    g.add(out, a, b)
-    return g
-
-
-def chain(n: int, s: float) -> Graph:
-    g = Graph("chain")
-    a, b, c = g.input("a", n), g.input("b", n), g.input("c", n)
-    t, u, out = g.temp("t", n), g.temp("u", n), g.output("out", n)
-    g.add(t, a, b)
-    g.mul(u, t, c)
-    g.adds(out, u, s)
-    return g
-
-
 def run(args: argparse.Namespace) -> dict:
     manifest = args.build_dir / "lib" / args.arch / args.runtime / MANIFEST_NAME
     if not manifest.is_file():
@@ -69,8 +53,8 @@ def run(args: argparse.Namespace) -> dict:
     checked = 0
     t0 = time.perf_counter()
     with DeviceRunner(bins, device_id=args.device) as runner:
-        add = runner.prepare(vector_add(args.n))
-        fused = runner.prepare(chain(args.n, scalar))
+        add = runner.prepare(vector_add_graph(args.n))
+        fused = runner.prepare(chain_graph(args.n, scalar))
         run_start = time.perf_counter()
         for i in range(args.runs):
             a, b, c = (rng.standard_normal(args.n, dtype=np.float32) for _ in range(3))
@@ -78,7 +62,7 @@ def run(args: argparse.Namespace) -> dict:
             if not np.array_equal(out, a + b):
                 raise AssertionError(f"vector_add run {i}: wrong result")
             (out,) = fused(a, b, c)
-            if not np.allclose(out, (a + b) * c + scalar, rtol=1e-6, atol=1e-6):
+            if not np.allclose(out, chain_reference(a, b, c, scalar), rtol=1e-6, atol=1e-6):
                 raise AssertionError(f"chain run {i}: wrong result")
             checked += 2
         run_s = time.perf_counter() - run_start

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from simpler_build.runtime import DeviceRunner, Graph, RuntimeBinaries, aicpu_op, sim
+from simpler_build.runtime.samples import chain_graph
 from tests.conftest import BuiltTree
 
 
@@ -48,13 +49,7 @@ def make_chain() -> Callable[..., Graph]:
     """Factory of the chain graph out = (a + b) * c + s over n float32 elements."""
 
     def make(n: int = 4096, s: float = 2.5, name: str = "chain") -> Graph:
-        g = Graph(name)
-        a, b, c = g.input("a", n), g.input("b", n), g.input("c", n)
-        t, u, out = g.temp("t", n), g.temp("u", n), g.output("out", n)
-        g.add(t, a, b)
-        g.mul(u, t, c)
-        g.adds(out, u, s)
-        return g
+        return chain_graph(n, s, name)
 
     return make
 

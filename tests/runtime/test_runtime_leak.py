@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from simpler_build.runtime import DeviceRunner, Graph, RuntimeBinaries, sim
+from simpler_build.runtime.samples import chain_reference
 from simpler_build.runtime.sim.errors import (
     ACL_ERROR_RT_DRV_INTERNAL_ERROR,
     ACL_ERROR_RT_MEMORY_ALLOCATION,
@@ -48,7 +49,7 @@ def test_per_run_registration_fails_where_predicted_and_reset_recovers(
     for run in range(1, failing_run):
         a, b, c = (rng.random(4096, dtype=np.float32) for _ in range(3))
         (out,) = prepared(a, b, c)
-        np.testing.assert_allclose(out, (a + b) * c + 2.5, rtol=1e-6)
+        np.testing.assert_allclose(out, chain_reference(a, b, c), rtol=1e-6)
         assert leaky.stats["hbm_in_use"] == base + run * elf  # one more pinned ELF per run
 
     with pytest.raises(sim.CannError) as info:
@@ -72,6 +73,6 @@ def test_per_run_registration_fails_where_predicted_and_reset_recovers(
         for _ in range(failing_run + 3):  # the cached handle outlives the leaky failure point
             a, b, c = (rng.random(4096, dtype=np.float32) for _ in range(3))
             (out,) = again(a, b, c)
-            np.testing.assert_allclose(out, (a + b) * c + 2.5, rtol=1e-6)
+            np.testing.assert_allclose(out, chain_reference(a, b, c), rtol=1e-6)
         assert healthy.stats["aicore_registrations"] == 1
     leaky.finalize()  # its context died with the reset; finalize stays harmless
