@@ -236,6 +236,4 @@ def rtsLaunchCpuKernel(
 
 def rtsBinaryUnload(binary: BinHandle) -> None:
     binary.check("rtsBinaryUnload")
-    binary.release()
-    if binary in binary.ctx.resources:
-        binary.ctx.resources.remove(binary)
+    binary.ctx.release_resource(binary)

@@ -84,6 +84,12 @@ class Context:
             raise CannError(ACL_ERROR_RT_INVALID_HANDLE, call, "context was destroyed or reset")
         return self.device
 
+    def release_resource(self, resource: Any) -> None:
+        """Release one resource early (rtStreamDestroy, rtsBinaryUnload) and stop owning it."""
+        resource.release()
+        if resource in self.resources:
+            self.resources.remove(resource)
+
     def release(self) -> None:
         """Context teardown: unload/close everything, then free all memory it owns."""
         if not self.alive:
@@ -240,6 +246,4 @@ def rtStreamSynchronize(stream: Stream) -> None:
 
 def rtStreamDestroy(stream: Stream) -> None:
     stream.check("rtStreamDestroy")
-    stream.release()
-    if stream in stream.ctx.resources:
-        stream.ctx.resources.remove(stream)
+    stream.ctx.release_resource(stream)
