@@ -169,11 +169,13 @@ class DeviceRunner:
         preds = graph.predecessors() if host_deps else [[] for _ in range(n)]
         flat = [p for ps in preds for p in ps]
         tasks = (Task * n)()
+        dep_begin = 0
         for i, (spec, ps) in enumerate(zip(graph.tasks, preds, strict=True)):
             t = tasks[i]
             t.kernel_id = int(spec.kernel)
-            t.dep_begin = sum(len(p) for p in preds[:i])
+            t.dep_begin = dep_begin
             t.dep_count = len(ps)
+            dep_begin += len(ps)
             t.block_dim = spec.block_dim
             a = t.args
             a.in0 = addrs[spec.inputs[0].name]

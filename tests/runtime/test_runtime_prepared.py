@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable
 
 import numpy as np
@@ -16,6 +17,7 @@ from simpler_build.runtime import (
     Status,
     sim,
 )
+from simpler_build.runtime.abi import Task
 from simpler_build.runtime.samples import chain_reference
 from tests.conftest import ARCHES, RUNTIMES
 
@@ -86,6 +88,30 @@ def _hazard_graph(n: int) -> Graph:
     g.add(out2, t, out1)  # 3: out2 = t + out1     (RAW on t and out1)
     g.adds(a, a, 0.5)  # 4: a = a + 0.5 (in place; WAR with 0 and 1)
     return g
+
+
+def test_host_task_array_encodes_the_predecessor_lists(
+    load_bins: Callable[..., RuntimeBinaries],
+) -> None:
+    """host_build_graph: each task's slice of the device deps array is its predecessor list.
+
+    A FIFO walk of program-ordered tasks can hide a wrong slice, so read it back.
+    """
+    graph = _hazard_graph(64)
+    preds = graph.predecessors()
+    n, flat = len(preds), sum(len(p) for p in preds)
+    with DeviceRunner(load_bins("a5", "host_build_graph")) as runner:
+        prepared = runner.prepare(graph)
+        tasks = (Task * n)()
+        deps = (ctypes.c_uint32 * flat)()
+        d2h = sim.MemcpyKind.DEVICE_TO_HOST
+        args = prepared.host_args
+        sim.rtMemcpy(runner.ctx, ctypes.addressof(tasks), ctypes.sizeof(tasks), args.tasks,
+                     ctypes.sizeof(tasks), d2h)  # fmt: skip
+        sim.rtMemcpy(runner.ctx, ctypes.addressof(deps), ctypes.sizeof(deps), args.deps,
+                     ctypes.sizeof(deps), d2h)  # fmt: skip
+    encoded = [list(deps[t.dep_begin : t.dep_begin + t.dep_count]) for t in tasks]
+    assert encoded == preds
 
 
 @pytest.mark.parametrize("arch", ARCHES)
