@@ -1,4 +1,4 @@
-"""`simpler-build cache {warm,stats,verify,gc,ls,clear}`.
+"""`simpler-build cache {warm,fetch,push,stats,verify,gc,ls,clear}`.
 
 Imports stay light (no tqdm unless a bar is shown, no filelock unless a lock
 is taken) because `cache warm` on a warm cache runs in every build and CI
@@ -54,16 +54,42 @@ def _parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="cache root (default: $SIMPLER_CACHE_DIR, else the user cache directory)",
     )
-    parser = argparse.ArgumentParser(prog=PROG, description="Manage the inner-SO artifact cache.")
+    common.add_argument(
+        "--remote",
+        metavar="URL",
+        action="append",
+        default=argparse.SUPPRESS,
+        help="remote storage URL(s), replacing $SIMPLER_REMOTE_STORAGE (repeatable)",
+    )
+    parser = argparse.ArgumentParser(prog=PROG, description="Manage the artifact cache.")
     parser.add_argument(
         "--cache-dir",
         metavar="DIR",
         default=None,
         help="cache root (default: $SIMPLER_CACHE_DIR, else the user cache directory)",
     )
+    parser.add_argument(
+        "--remote",
+        metavar="URL",
+        action="append",
+        default=None,
+        help="remote storage URL(s), replacing $SIMPLER_REMOTE_STORAGE (repeatable)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("warm", parents=[common], help="put the inner SOs named by manifests")
+    p = sub.add_parser("warm", parents=[common], help="put the binaries named by manifests")
+    p.add_argument(
+        "sources", nargs="*", default=["build"], metavar="MANIFEST_OR_BUILD_DIR", type=Path
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+
+    p = sub.add_parser(
+        "fetch", parents=[common], help="pull what manifests name from the remote tier"
+    )
+    p.add_argument("sources", nargs="*", default=["build"], metavar="MANIFEST_OR_DIR", type=Path)
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+
+    p = sub.add_parser("push", parents=[common], help="push what manifests name to the remotes")
     p.add_argument(
         "sources", nargs="*", default=["build"], metavar="MANIFEST_OR_BUILD_DIR", type=Path
     )
@@ -120,6 +146,84 @@ def _cmd_warm(cache: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _remotes(args: argparse.Namespace) -> list[Any]:
+    """The remotes of --remote (all of them, space-separated too), else the environment."""
+    from simpler_build.remote import open_remotes
+
+    if args.remote is not None:
+        return open_remotes(" ".join(args.remote), "--remote")
+    return open_remotes()
+
+
+def _cmd_fetch(cache: Any, args: argparse.Namespace) -> int:
+    from simpler_build.cache.transfer import collect_manifests, pull, wanted_of
+
+    manifests = collect_manifests(args.sources)
+    remotes = _remotes(args)
+    wanted = [w for m in manifests for w in wanted_of(m)]
+    report = pull(cache, wanted, remotes)
+    if args.json:
+        _emit_json({"cache_dir": str(cache.root), **report.to_json()})
+    else:
+        for w in report.pulled:
+            print(f"pulled   {w.fingerprint}  {w.arch}/{w.runtime or '-'}  {w.role}")
+    if not remotes and report.missing:
+        print(
+            f"{PROG}: error: no remote storage configured "
+            "(set SIMPLER_REMOTE_STORAGE or pass --remote URL)",
+            file=sys.stderr,
+        )
+    for w in report.missing:
+        print(
+            f"{PROG}: error: {w.manifest}: {w.role} {w.fingerprint} ({w.beside.name}) "
+            "is available nowhere (not in the local cache, not intact on any remote)",
+            file=sys.stderr,
+        )
+    if not args.json:
+        print(
+            f"fetch: {len(report.pulled)} pulled ({format_size(report.bytes_pulled)}), "
+            f"{len(report.present)} already cached, {len(report.rejected)} refused, "
+            f"{len(report.missing)} missing (cache: {cache.root})"
+        )
+    return 0 if report.complete else 1
+
+
+def _cmd_push(cache: Any, args: argparse.Namespace) -> int:
+    from simpler_build.cache.transfer import collect_manifests, push, wanted_of
+
+    manifests = collect_manifests(args.sources)
+    remotes = _remotes(args)
+    if not remotes:
+        print(
+            f"{PROG}: error: no remote storage configured "
+            "(set SIMPLER_REMOTE_STORAGE or pass --remote URL)",
+            file=sys.stderr,
+        )
+        return 2
+    report = push(cache, [w for m in manifests for w in wanted_of(m)], remotes)
+    if args.json:
+        _emit_json(report.to_json())
+    else:
+        for url, w in report.pushed:
+            print(f"pushed   {w.fingerprint}  {w.arch}/{w.runtime or '-'}  {w.role}  -> {url}")
+        for url in report.read_only:
+            print(f"push: {url} is read-only; nothing pushed to it")
+        if report.too_large:
+            names = ", ".join(sorted({w.label() for _u, w in report.too_large}))
+            print(f"push: not pushed, larger than the remote's max-size: {names}")
+        print(
+            f"push: {len(report.pushed)} pushed ({format_size(report.bytes_pushed)}), "
+            f"{len(report.present)} already present"
+        )
+    for w in report.unavailable:
+        print(
+            f"{PROG}: error: {w.manifest}: {w.role} {w.fingerprint} has no intact local copy "
+            "to push (build it, or fetch it first)",
+            file=sys.stderr,
+        )
+    return 1 if report.unavailable else 0
+
+
 def _cmd_stats(cache: Any, args: argparse.Namespace) -> int:
     s = cache.stats()
     if args.json:
@@ -139,6 +243,12 @@ def _cmd_stats(cache: Any, args: argparse.Namespace) -> int:
         ("evictions", f"{s.evictions} ({format_size(s.bytes_evicted)})"),
         ("corruptions", str(s.corruptions)),
         ("quarantined", str(s.quarantined)),
+        ("remote hits", str(s.remote_hits)),
+        ("remote misses", str(s.remote_misses)),
+        ("remote errors", str(s.remote_errors)),
+        ("remote rejected", str(s.remote_rejected)),
+        ("pulled", format_size(s.bytes_pulled)),
+        ("pushed", format_size(s.bytes_pushed)),
     ]
     for name, value in rows:
         print(f"{name:16} {value}")
@@ -202,6 +312,8 @@ def _cmd_clear(cache: Any, args: argparse.Namespace) -> int:
 
 _COMMANDS = {
     "warm": _cmd_warm,
+    "fetch": _cmd_fetch,
+    "push": _cmd_push,
     "stats": _cmd_stats,
     "verify": _cmd_verify,
     "gc": _cmd_gc,
@@ -217,10 +329,14 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
     from simpler_build.cache.store import ArtifactCache
+    from simpler_build.remote.errors import RemoteConfigError
 
     try:
         cache = ArtifactCache(args.cache_dir)
         return _COMMANDS[args.command](cache, args)
+    except RemoteConfigError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
     except CacheError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1

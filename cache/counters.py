@@ -24,6 +24,14 @@ COUNTER_NAMES = (
     "corruptions",
     "bytes_added",
     "bytes_evicted",
+    # The remote tier (DESIGN.md "Remote tier"): objects pulled and verified,
+    # asked for but absent, failed requests, pulled but refused, and bytes.
+    "remote_hits",
+    "remote_misses",
+    "remote_errors",
+    "remote_rejected",
+    "bytes_pulled",
+    "bytes_pushed",
 )
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)

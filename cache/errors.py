@@ -65,6 +65,10 @@ class SourceError(CacheError):
     """A file to be cached (or the manifest naming it) is missing or unreadable."""
 
 
+class BinaryUnavailable(CacheError):
+    """A binary a manifest names is nowhere: not beside it, not cached, not on a remote."""
+
+
 #: errno values that mean "you may not write here" rather than "the write failed".
 _NOT_WRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
@@ -94,6 +98,7 @@ def classify_os_error(
 
 
 __all__ = [
+    "BinaryUnavailable",
     "CacheError",
     "CacheLockError",
     "CacheRootError",

@@ -67,6 +67,32 @@ def fingerprint_file(path: str | os.PathLike[str]) -> str:
     return digest
 
 
+def digests_file(path: str | os.PathLike[str]) -> tuple[str, str, int]:
+    """(XXH3-64 hex, SHA-256 hex, size) of one file, read once.
+
+    The manifest writer records both: XXH3 names the object, SHA-256 is what a
+    byte pulled from an untrusted remote must also match.
+    """
+    import hashlib
+
+    xxh = xxhash.xxh3_64()
+    sha = hashlib.sha256()
+    size = 0
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(_CHUNK):
+            xxh.update(chunk)
+            sha.update(chunk)
+            size += len(chunk)
+    return xxh.hexdigest(), sha.hexdigest(), size
+
+
+def sha256_bytes(data: bytes | bytearray | memoryview) -> str:
+    """Hex SHA-256 of `data` (the remote tier's second check)."""
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
 def memo_stats() -> dict[str, int]:
     """Hits and misses of the per-process memo (for tests and benchmarks)."""
     with _memo_lock:
@@ -88,9 +114,11 @@ def inner_so_name(fingerprint: str) -> str:
 __all__ = [
     "FINGERPRINT_HEX_DIGITS",
     "clear_memo",
+    "digests_file",
     "fingerprint_bytes",
     "fingerprint_file",
     "inner_so_name",
     "is_fingerprint",
     "memo_stats",
+    "sha256_bytes",
 ]

@@ -67,6 +67,8 @@ class CacheEntry:
     last_used: float = 0.0
     source: str | None = None
     added: bool = False
+    role: str | None = None
+    sha256: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +78,8 @@ class CacheEntry:
             "arch": self.arch,
             "runtime": self.runtime,
             "build_id": self.build_id,
+            "role": self.role,
+            "sha256": self.sha256,
             "created": self.created,
             "last_used": self.last_used,
             "source": self.source,
@@ -98,6 +102,12 @@ class CacheStats:
     bytes_evicted: int = 0
     max_bytes: int | None = None
     quarantined: int = 0
+    remote_hits: int = 0
+    remote_misses: int = 0
+    remote_errors: int = 0
+    remote_rejected: int = 0
+    bytes_pulled: int = 0
+    bytes_pushed: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,6 +123,12 @@ class CacheStats:
             "bytes_evicted": self.bytes_evicted,
             "max_bytes": self.max_bytes,
             "quarantined": self.quarantined,
+            "remote_hits": self.remote_hits,
+            "remote_misses": self.remote_misses,
+            "remote_errors": self.remote_errors,
+            "remote_rejected": self.remote_rejected,
+            "bytes_pulled": self.bytes_pulled,
+            "bytes_pushed": self.bytes_pushed,
         }
 
 
@@ -273,6 +289,8 @@ class ArtifactCache:
             arch=text("arch"),
             runtime=text("runtime"),
             build_id=text("build_id"),
+            role=text("role"),
+            sha256=text("sha256"),
             created=num("created") or last_used,
             last_used=last_used,
             source=text("source"),
@@ -336,6 +354,8 @@ class ArtifactCache:
         runtime: str | None = None,
         build_id: str | None = None,
         fingerprint: str | None = None,
+        role: str | None = None,
+        sha256: str | None = None,
     ) -> CacheEntry:
         """Store a file's (or a buffer's) bytes; idempotent.
 
@@ -343,7 +363,9 @@ class ArtifactCache:
         A given `fingerprint` must match the bytes (FingerprintMismatch naming
         the file otherwise).  An existing entry is recognised by its published
         object and metadata without re-hashing the cached copy; missing
-        arch/runtime/build_id metadata is filled in, existing values are kept.
+        arch/runtime/build_id/role/sha256 metadata is filled in, existing
+        values are kept.  `sha256` is recorded as given (the manifest's), not
+        recomputed: the fingerprint is what the store checks.
         """
         data: bytes | None = None
         src: Path | None = None
@@ -365,7 +387,13 @@ class ArtifactCache:
         if fingerprint is not None and _check_fp(fingerprint) != actual:
             raise FingerprintMismatch(label, expected=fingerprint, actual=actual)
         fp = actual
-        wanted = {"arch": arch, "runtime": runtime, "build_id": build_id}
+        wanted = {
+            "arch": arch,
+            "runtime": runtime,
+            "build_id": build_id,
+            "role": role,
+            "sha256": sha256,
+        }
 
         existing = self._present(fp)
         if existing is not None and not self._missing_fields(existing, wanted):

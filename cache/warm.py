@@ -1,8 +1,9 @@
-"""Warm the cache from build manifests: put every manifest's inner SO.
+"""Warm the cache from build manifests: put every binary each manifest names.
 
 Two phases so that bad input changes nothing: `plan` reads every manifest
-and checks every named SO against its recorded fingerprint (through the
-per-process memo), then `apply` puts them.  On an already-warm cache `apply`
+and checks every named binary (dispatcher, inner SO, AICore ELF) against its
+recorded fingerprint (through the per-process memo), then `apply` puts them,
+once per distinct fingerprint.  On an already-warm cache `apply`
 only stats the published object and reads its metadata -- no lock, no copy,
 no re-hash of the cached bytes -- which keeps `simpler-build cache warm` fast.
 """
@@ -18,6 +19,7 @@ from simpler_build.cache.errors import FingerprintMismatch, SourceError
 from simpler_build.cache.fingerprint import fingerprint_file
 from simpler_build.manifest import (
     MANIFEST_NAME,
+    ROLES,
     Manifest,
     ManifestError,
     find_manifests,
@@ -27,20 +29,18 @@ from simpler_build.manifest import (
 if TYPE_CHECKING:
     from simpler_build.cache.store import ArtifactCache
 
-#: The manifest role that is cached (the dispatcher and AICore binaries are not).
-ROLE = "inner_so"
-
 
 @dataclass(frozen=True)
 class WarmTask:
-    """One checked inner SO, ready to put."""
+    """One checked binary of a manifest, ready to put."""
 
     manifest: Manifest
+    role: str
     fingerprint: str
 
     @property
     def source(self) -> Path:
-        return self.manifest.binaries[ROLE].path
+        return self.manifest.binaries[self.role].path
 
 
 @dataclass(frozen=True)
@@ -51,12 +51,14 @@ class WarmItem:
     fingerprint: str
     source: Path
     cache_path: Path
+    role: str = "inner_so"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "manifest": str(self.manifest),
             "arch": self.arch,
             "runtime": self.runtime,
+            "role": self.role,
             "fingerprint": self.fingerprint,
             "source": str(self.source),
             "cache_path": str(self.cache_path),
@@ -99,13 +101,17 @@ def collect_manifests(sources: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def check_manifest(path: Path) -> WarmTask:
-    """Load a manifest and prove its inner SO exists and has the recorded fingerprint."""
+def check_manifest(path: Path) -> list[WarmTask]:
+    """Load a manifest and prove each binary exists and has the recorded fingerprint."""
     try:
         manifest = load_manifest(path)
     except ManifestError as exc:
         raise SourceError(exc.path, exc.problem) from None
-    record = manifest.binaries[ROLE]
+    return [_check_binary(manifest, role) for role in ROLES]
+
+
+def _check_binary(manifest: Manifest, role: str) -> WarmTask:
+    record = manifest.binaries[role]
     try:
         actual = fingerprint_file(record.path)
     except FileNotFoundError:
@@ -118,12 +124,17 @@ def check_manifest(path: Path) -> WarmTask:
         raise FingerprintMismatch(
             record.path, expected=record.fingerprint, actual=actual, context=f"in {manifest.path}"
         )
-    return WarmTask(manifest=manifest, fingerprint=actual)
+    return WarmTask(manifest=manifest, role=role, fingerprint=actual)
 
 
 def plan(sources: Iterable[str | Path]) -> list[WarmTask]:
-    """Check every manifest before anything is put: bad input leaves the cache unchanged."""
-    return [check_manifest(p) for p in collect_manifests(sources)]
+    """Check every manifest before anything is put: bad input leaves the cache unchanged.
+
+    One task per (manifest, role); binaries that several manifests share (the
+    dispatcher and AICore ELF of an arch) are added once and then reported
+    as present.
+    """
+    return [task for path in collect_manifests(sources) for task in check_manifest(path)]
 
 
 def apply(
@@ -135,15 +146,19 @@ def apply(
     report = WarmReport()
     for task in tasks:
         m = task.manifest
-        record = m.binaries[ROLE]
+        record = m.binaries[task.role]
         entry = cache.put(
             record.path,
             arch=m.arch,
-            runtime=m.runtime,
+            runtime=None if task.role == "dispatcher" else m.runtime,
             build_id=record.build_id,
             fingerprint=task.fingerprint,
+            role=task.role,
+            sha256=record.sha256,
         )
-        item = WarmItem(m.path, m.arch, m.runtime, entry.fingerprint, record.path, entry.path)
+        item = WarmItem(
+            m.path, m.arch, m.runtime, entry.fingerprint, record.path, entry.path, task.role
+        )
         (report.added if entry.added else report.present).append(item)
         if on_done is not None:
             on_done(task)
@@ -151,7 +166,7 @@ def apply(
 
 
 def warm(cache: ArtifactCache, sources: list[Path]) -> WarmReport:
-    """Put the inner SO of every manifest in `sources` (manifest files or build dirs)."""
+    """Put every binary of every manifest in `sources` (manifest files or build dirs)."""
     return apply(cache, plan(sources))
 
 

@@ -1,16 +1,20 @@
 """RuntimeBinaries: the three files a DeviceRunner needs, validated before any device work.
 
-Built from a `runtime_binaries.json` manifest (or from paths), it refuses a
-missing file, a file that is not an ELF shared object, a file whose bytes no
-longer match the manifest's fingerprint, and a manifest of another arch --
-each with a `BinaryError` / `ManifestError` (both ValueError) naming the file.
+Built from a `runtime_binaries.json` manifest (or from paths).  A manifest's
+binaries are resolved through the cache (`simpler_build.cache.resolve`:
+beside the manifest, else the local cache, else a remote, each verified
+against the manifest).  It refuses a binary available nowhere, a file that
+is not an ELF shared object and a manifest of another arch -- each with a
+`BinaryError` / `ManifestError` (both ValueError) naming the file.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
@@ -19,6 +23,10 @@ from simpler_build.cache.fingerprint import fingerprint_file
 from simpler_build.manifest import ROLES, ManifestError, load_manifest
 
 from .sim.profiles import PROFILES
+
+if TYPE_CHECKING:
+    from simpler_build.cache.store import ArtifactCache
+    from simpler_build.remote import RemoteStorage
 
 ELF_MAGIC = b"\x7fELF"
 
@@ -100,12 +108,21 @@ class RuntimeBinaries:
 
     @classmethod
     def from_manifest(
-        cls, path: str | os.PathLike[str], arch: str | None = None
+        cls,
+        path: str | os.PathLike[str],
+        arch: str | None = None,
+        *,
+        cache: ArtifactCache | None = None,
+        remotes: Sequence[RemoteStorage] | None = None,
     ) -> RuntimeBinaries:
-        """Load and verify a `runtime_binaries.json` (or the directory holding one).
+        """Load a `runtime_binaries.json` (or the directory holding one) and resolve its binaries.
 
-        `arch`, when given, must be the manifest's arch: a5 binaries on an a2a3
-        runner would otherwise fail far from the cause.
+        Each binary comes from beside the manifest when it hashes to the
+        recorded fingerprint, else from the cache (`cache`, default root),
+        else from the remotes (`remotes`, default `SIMPLER_REMOTE_STORAGE`);
+        a binary found nowhere raises BinaryError naming the command that
+        fills it.  `arch`, when given, must be the manifest's arch: a5
+        binaries on an a2a3 runner would otherwise fail far from the cause.
         """
         manifest = load_manifest(path)
         if manifest.arch not in PROFILES:
@@ -117,24 +134,23 @@ class RuntimeBinaries:
             raise ManifestError(
                 manifest.path, f"manifest is for arch {manifest.arch!r}, not the requested {arch!r}"
             )
-        fps: dict[str, str] = {}
+        from simpler_build.cache.errors import BinaryUnavailable, CacheError
+        from simpler_build.cache.resolve import resolve
+
+        try:
+            paths = resolve(manifest, cache, remotes)
+        except BinaryUnavailable as exc:
+            raise BinaryError(exc.path, exc.problem) from None
+        except CacheError as exc:  # an unusable cache root: one line, no traceback
+            raise BinaryError(exc.path, f"artifact cache: {exc.problem}") from None
         for role in ROLES:
-            record = manifest.binaries[role]
-            check_elf(record.path, role)
-            actual = fingerprint_file(record.path)
-            if actual != record.fingerprint:
-                raise BinaryError(
-                    record.path,
-                    f"{role} fingerprint {actual} disagrees with {manifest.path} "
-                    f"({record.fingerprint}); rebuild with scons",
-                )
-            fps[role] = actual
+            check_elf(paths[role], role)
         return cls(
             arch=manifest.arch,
             runtime=manifest.runtime,
-            dispatcher=manifest.dispatcher.path,
-            inner_so=manifest.inner_so.path,
-            aicore=manifest.aicore.path,
-            fingerprints=fps,
+            dispatcher=paths["dispatcher"],
+            inner_so=paths["inner_so"],
+            aicore=paths["aicore"],
+            fingerprints={role: manifest.binaries[role].fingerprint for role in ROLES},
             manifest=manifest.path,
         )

@@ -1,26 +1,43 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian/Ubuntu machine for simpler-build, idempotently:
-# the system xxHash headers the dispatcher links against, a project venv in
-# .venv, and the package (editable) with its test extras.
+# the system packages (xxHash headers, redis-server for the remote-tier
+# tests), a project venv in .venv, and the package (editable) with its test
+# extras.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 have_xxhash() { echo '#include <xxhash.h>' | ${CC:-cc} -x c -E - >/dev/null 2>&1; }
+have_redis() { command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; }
 
-if ! have_xxhash; then
+# System packages, each only when missing: the xxHash headers the dispatcher
+# links against, and redis-server + redis-cli, which the remote-tier tests
+# start on loopback ports (the main job itself needs no server).
+missing=()
+have_xxhash || missing+=(libxxhash-dev)
+have_redis || missing+=(redis-server redis-tools)
+
+if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
-        echo "setup: installing libxxhash-dev (the system xxHash library and headers)"
+        echo "setup: installing ${missing[*]}"
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libxxhash-dev >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        echo "setup: installing libxxhash-dev with sudo"
+        echo "setup: installing ${missing[*]} with sudo"
         sudo apt-get update -qq
-        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libxxhash-dev >/dev/null
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        echo "setup: error: the xxHash headers are missing; install them with:" >&2
-        echo "    sudo apt-get install -y libxxhash-dev" >&2
+        echo "setup: error: missing system packages; install them with:" >&2
+        echo "    sudo apt-get install -y ${missing[*]}" >&2
         exit 1
     fi
+fi
+if ! have_xxhash; then
+    echo "setup: error: the xxHash headers are still missing after installing libxxhash-dev" >&2
+    exit 1
+fi
+if ! have_redis; then
+    echo "setup: error: redis-server/redis-cli still missing after installing redis-server" >&2
+    exit 1
 fi
 
 PYTHON=${PYTHON:-python3}

@@ -8,7 +8,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in {"-h", "--help"}:
-        print("usage: simpler-build cache {warm,stats,verify,gc,ls,clear} ...")
+        print("usage: simpler-build cache {warm,fetch,push,stats,verify,gc,ls,clear} ...")
         return 0 if args else 2
     if args[0] == "cache":
         from simpler_build.cache.cli import main as cache_main

@@ -17,7 +17,10 @@ from typing import Any
 from simpler_build.cache.fingerprint import is_fingerprint
 
 MANIFEST_NAME = "runtime_binaries.json"
-SCHEMA_VERSION = 1
+#: What the writer emits.  Schema 2 added `sha256` per binary (the remote
+#: tier checks pulled bytes against it); schema 1 manifests stay readable.
+SCHEMA_VERSION = 2
+SUPPORTED_SCHEMAS = (1, 2)
 #: The binaries every manifest names, by role.
 ROLES = ("dispatcher", "inner_so", "aicore")
 
@@ -40,14 +43,19 @@ class BinaryRecord:
     size: int
     fingerprint: str
     build_id: str | None
+    #: Hex SHA-256 of the whole file; None only in schema-1 manifests.
+    sha256: str | None = None
 
     def to_json(self, manifest_dir: Path) -> dict[str, Any]:
-        return {
+        out = {
             "path": os.path.relpath(self.path, manifest_dir),
             "size": self.size,
             "fingerprint": self.fingerprint,
             "build_id": self.build_id,
         }
+        if self.sha256 is not None:
+            out["sha256"] = self.sha256
+        return out
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,8 @@ class Manifest:
     mode: str
     binaries: dict[str, BinaryRecord]
     toolchain: dict[str, Any] = field(default_factory=dict)
+    #: The version read (for a loaded manifest); what is written follows the records.
+    schema_version: int = SCHEMA_VERSION
 
     @property
     def dispatcher(self) -> BinaryRecord:
@@ -73,14 +83,24 @@ class Manifest:
 
     def to_json(self) -> dict[str, Any]:
         here = self.path.parent
+        # Schema 2 promises a SHA-256 for every binary; without them it is schema 1.
+        complete = all(self.binaries[role].sha256 is not None for role in ROLES)
         return {
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": SCHEMA_VERSION if complete else 1,
             "arch": self.arch,
             "runtime": self.runtime,
             "mode": self.mode,
             "binaries": {role: self.binaries[role].to_json(here) for role in ROLES},
             "toolchain": self.toolchain,
         }
+
+
+def is_sha256(text: object) -> bool:
+    """Whether `text` is a SHA-256 written as 64 lowercase hex digits."""
+    return isinstance(text, str) and len(text) == 64 and all(c in _HEX for c in text)
+
+
+_HEX = frozenset("0123456789abcdef")
 
 
 def dump_manifest(manifest: Manifest) -> str:
@@ -120,9 +140,10 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     if not isinstance(data, dict):
         raise ManifestError(p, "top level must be a JSON object")
     version = _require(p, data, "schema_version", int)
-    if version != SCHEMA_VERSION:
+    if version not in SUPPORTED_SCHEMAS:
+        known = ", ".join(map(str, SUPPORTED_SCHEMAS))
         raise ManifestError(
-            p, f"schema_version {version} is not supported (this reader knows {SCHEMA_VERSION})"
+            p, f"schema_version {version} is not supported (this reader knows {known})"
         )
     arch = _require(p, data, "arch", str)
     runtime = _require(p, data, "runtime", str)
@@ -140,12 +161,21 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         build_id = entry.get("build_id")
         if build_id is not None and not isinstance(build_id, str):
             raise ManifestError(p, f"{where}build_id must be a string or null")
+        sha256 = None
+        if version >= 2:
+            sha256 = _require(p, entry, "sha256", str, where)
+            if not is_sha256(sha256):
+                raise ManifestError(p, f"{where}sha256 {sha256!r} is not 64 lowercase hex digits")
+        size = _require(p, entry, "size", int, where)
+        if size < 0:
+            raise ManifestError(p, f"{where}size {size} is negative")
         binaries[role] = BinaryRecord(
             role=role,
             path=Path(os.path.normpath(here / rel)),
-            size=_require(p, entry, "size", int, where),
+            size=size,
             fingerprint=fp,
             build_id=build_id,
+            sha256=sha256,
         )
     toolchain = data.get("toolchain", {})
     return Manifest(
@@ -155,6 +185,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         mode=mode,
         binaries=binaries,
         toolchain=toolchain if isinstance(toolchain, dict) else {},
+        schema_version=version,
     )
 
 

@@ -1,8 +1,13 @@
-"""SCons tool: publish each built inner SO into the project's artifact cache.
+"""SCons tool: publish every binary a manifest names into the artifact cache.
 
-The target is a small stamp file (kept out of SCons's CacheDir with NoCache)
-naming the fingerprint published, so a second build with nothing changed does
-nothing and `scons -q` stays quiet.  `cache=0` on the command line skips it.
+`env.SimplerCachePut(stamp, manifest)` puts the dispatcher, the inner SO and
+the AICore ELF into the local cache (each checked against the manifest's
+fingerprint by `put`), then pushes what a writable remote in
+`SIMPLER_REMOTE_STORAGE` lacks.  The target is a small stamp file (kept out
+of SCons's CacheDir with NoCache) listing what was published, so a second
+build with nothing changed does nothing and `scons -q` stays quiet.  A
+remote that is down or broken is one warning, never a failed build;
+`cache=0` on the command line skips the whole step.
 """
 
 from __future__ import annotations
@@ -14,31 +19,53 @@ from typing import Any
 from SCons.Action import Action
 
 
-def _put(target: list[Any], source: list[Any], env: Any) -> int:
+def _publish(target: list[Any], source: list[Any], env: Any) -> int:
     from simpler_build.cache import ArtifactCache, CacheError
-    from simpler_build.elf import read_build_id
+    from simpler_build.cache.transfer import push, wanted_of
+    from simpler_build.manifest import ManifestError, load_manifest
 
-    so = Path(source[0].get_abspath())
     try:
-        entry = ArtifactCache(env["SIMPLER_CACHE_ROOT"]).put(
-            so,
-            arch=env["SIMPLER_ARCH"],
-            runtime=env["SIMPLER_RUNTIME"],
-            build_id=read_build_id(so),
-        )
+        manifest = load_manifest(source[0].get_abspath())
+    except ManifestError as exc:
+        print(f"scons: *** artifact cache: {exc}", file=sys.stderr)
+        return 1
+    cache = ArtifactCache(env["SIMPLER_CACHE_ROOT"])
+    lines = []
+    try:
+        for w in wanted_of(manifest):
+            entry = cache.put(
+                w.beside,
+                arch=w.arch,
+                runtime=w.runtime,
+                build_id=w.build_id,
+                fingerprint=w.fingerprint,
+                role=w.role,
+                sha256=w.sha256,
+            )
+            lines.append(f"{w.role} {entry.fingerprint} {entry.path}")
     except CacheError as exc:
-        # The SO itself is built and stays; only publishing failed.  One clear line, no trace.
+        # The binaries are built and stay; only publishing failed.  One clear line, no trace.
         print(f"scons: *** artifact cache: {exc} (build with cache=0 to skip)", file=sys.stderr)
         return 1
-    Path(target[0].get_abspath()).write_text(f"{entry.fingerprint} {entry.path}\n")
+    remotes = env.get("SIMPLER_REMOTES") or []
+    if remotes:
+        report = push(cache, wanted_of(manifest), remotes)
+        for url, w in report.too_large:
+            print(
+                f"scons: warning: {w.label()} is larger than the max-size of {url}; not pushed",
+                file=sys.stderr,
+            )
+        lines += [f"pushed {w.fingerprint} {url}" for url, w in report.pushed]
+    Path(target[0].get_abspath()).write_text("\n".join(lines) + "\n")
     return 0
 
 
-def _cache_put(env: Any, stamp: str, inner_so: Any) -> Any:
+def _cache_put(env: Any, stamp: str, manifest: Any) -> Any:
+    remotes = " ".join(str(r.spec) for r in env.get("SIMPLER_REMOTES") or [] if r.writable)
     nodes = env.Command(
         stamp,
-        [inner_so, env.Value(str(env["SIMPLER_CACHE_ROOT"]))],
-        Action(_put, cmdstr="Caching $SOURCE"),
+        [manifest, env.Value(str(env["SIMPLER_CACHE_ROOT"])), env.Value(remotes)],
+        Action(_publish, cmdstr="Caching binaries of $SOURCE"),
     )
     env.NoCache(nodes)
     return nodes

@@ -1,8 +1,9 @@
 """SCons tool: the `runtime_binaries.json` writer, a build target like any other.
 
 `env.SimplerManifest(target, [dispatcher, inner_so, aicore], TOOLCHAIN=dict)`
-writes the manifest from the built files themselves (size, XXH3-64, build-id),
-so it changes exactly when a binary (or the recorded toolchain) changes.
+writes the manifest from the built files themselves (size, XXH3-64, SHA-256,
+build-id, all from one read), so it changes exactly when a binary (or the
+recorded toolchain) changes.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ from simpler_build.manifest import ROLES, BinaryRecord, Manifest, dump_manifest
 
 def _record(role: str, path: Path) -> BinaryRecord:
     # Imported here, not at module level: a no-op build never pays for pyelftools.
-    from simpler_build.cache.fingerprint import fingerprint_file
+    from simpler_build.cache.fingerprint import digests_file
     from simpler_build.elf import read_build_id
 
+    fingerprint, sha256, size = digests_file(path)
     return BinaryRecord(
         role=role,
         path=path,
-        size=path.stat().st_size,
-        fingerprint=fingerprint_file(path),
+        size=size,
+        fingerprint=fingerprint,
+        sha256=sha256,
         build_id=read_build_id(path),
     )
 

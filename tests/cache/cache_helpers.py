@@ -12,7 +12,13 @@ import time
 from pathlib import Path
 
 from simpler_build.cache.fingerprint import fingerprint_bytes, fingerprint_file
-from simpler_build.manifest import MANIFEST_NAME, BinaryRecord, Manifest, dump_manifest
+from simpler_build.manifest import (
+    MANIFEST_NAME,
+    BinaryRecord,
+    Manifest,
+    dump_manifest,
+    load_manifest,
+)
 
 ARCHES = ("a2a3", "a5")
 RUNTIMES = ("host_build_graph", "tensormap_and_ringbuffer")
@@ -38,7 +44,7 @@ def write_manifest(
 ) -> tuple[Path, str]:
     """A build output dir with dispatcher, inner SO, AICore ELF and its manifest.
 
-    Returns (manifest path, inner SO fingerprint).
+    Returns (manifest path, inner SO fingerprint); `binaries_of` gives all three.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
@@ -64,26 +70,39 @@ def write_manifest(
 def make_build(build: Path, size: int = 300_000, seed: int = 0) -> dict[str, bytes]:
     """A build dir like `scons arch=all`: 2 arches x 2 runtimes = 4 manifests.
 
-    Returns {fingerprint: inner SO bytes}.
+    Returns {fingerprint: bytes} of every distinct binary (4 inner SOs, and
+    a dispatcher and an AICore ELF per arch).
     """
     out: dict[str, bytes] = {}
     for i, arch in enumerate(ARCHES):
         for j, runtime in enumerate(RUNTIMES):
             data = blob(seed * 100 + i * 10 + j, size)
-            _, fp = write_manifest(build / arch / runtime, arch, runtime, data)
-            out[fp] = data
+            path, _fp = write_manifest(build / arch / runtime, arch, runtime, data)
+            out.update(binaries_of(path))
+    return out
+
+
+def binaries_of(manifest: Path) -> dict[str, bytes]:
+    """{fingerprint: bytes} of every binary a manifest names (all three are cached)."""
+    out = {}
+    for record in load_manifest(manifest).binaries.values():
+        out[record.fingerprint] = record.path.read_bytes()
     return out
 
 
 def make_manifest_set(base: Path, count: int, size: int) -> tuple[list[Path], dict[str, bytes]]:
-    """`count` manifests with distinct inner SOs (one per directory)."""
+    """`count` manifests with distinct inner SOs (one per directory).
+
+    Returns the manifests and {fingerprint: bytes} of every distinct binary
+    they name (the inner SOs plus one dispatcher and one AICore ELF per arch).
+    """
     manifests: list[Path] = []
     blobs: dict[str, bytes] = {}
     for k in range(count):
         data = blob(1000 + k, size)
-        path, fp = write_manifest(base / f"m{k}", ARCHES[k % 2], f"rt{k}", data)
+        path, _fp = write_manifest(base / f"m{k}", ARCHES[k % 2], f"rt{k}", data)
         manifests.append(path)
-        blobs[fp] = data
+        blobs.update(binaries_of(path))
     return manifests, blobs
 
 

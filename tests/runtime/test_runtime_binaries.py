@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import xxhash
 
+from simpler_build.cache import ArtifactCache
 from simpler_build.manifest import ManifestError
 from simpler_build.runtime import BinaryError, RuntimeBinaries
 from simpler_build.runtime.abi import ExecArgs, InitArgs, KernelArgs, KernelEntry, Task
@@ -49,21 +51,58 @@ def test_missing_manifest(tmp_path: Path) -> None:
         RuntimeBinaries.from_manifest(tmp_path / "nowhere" / "runtime_binaries.json")
 
 
-def test_missing_binary(runtime_lib: Path, tmp_path: Path) -> None:
+def _empty_cache(tmp_path: Path) -> dict:
+    """from_manifest options that leave nothing to fall back on: the file beside is all."""
+    return {"cache": ArtifactCache(tmp_path / "empty-cache"), "remotes": []}
+
+
+def _rerecord(manifest: Path, role: str) -> None:
+    """Make the manifest vouch for whatever bytes are beside it now (a lying manifest)."""
+    data = json.loads(manifest.read_text())
+    entry = data["binaries"][role]
+    blob = (manifest.parent / entry["path"]).read_bytes()
+    entry.update(
+        fingerprint=xxhash.xxh3_64_hexdigest(blob),
+        sha256=hashlib.sha256(blob).hexdigest(),
+        size=len(blob),
+    )
+    manifest.write_text(json.dumps(data))
+
+
+def test_missing_binary_available_nowhere(runtime_lib: Path, tmp_path: Path) -> None:
     manifest = _copy_tree(runtime_lib, tmp_path)
     aicore = manifest.parent / "aicore_kernels.elf"
     aicore.unlink()
-    with pytest.raises(BinaryError, match="aicore does not exist") as info:
-        RuntimeBinaries.from_manifest(manifest)
-    assert info.value.path == aicore
+    with pytest.raises(BinaryError, match=r"aicore [0-9a-f]{16} .* is available nowhere") as info:
+        RuntimeBinaries.from_manifest(manifest, **_empty_cache(tmp_path))
+    assert info.value.path == manifest
+    message = str(info.value)
+    assert "\n" not in message and "scons arch=a5" in message
+    assert f"simpler-build cache fetch {manifest}" in message
+
+
+def test_missing_binary_comes_from_the_cache(runtime_lib: Path, tmp_path: Path) -> None:
+    """The session build published every binary: a manifest alone is enough."""
+    manifest = _copy_tree(runtime_lib, tmp_path)
+    for name in ("aicore_kernels.elf", "libsimpler_inner_host_build_graph.so"):
+        (manifest.parent / name).unlink()
+    shutil.rmtree(manifest.parents[1] / "dispatcher")
+    cache = ArtifactCache()
+    hits = cache.stats().hits
+    bins = RuntimeBinaries.from_manifest(manifest, remotes=[])
+    for role in ("dispatcher", "inner_so", "aicore"):
+        assert bins.path(role).is_relative_to(cache.root)
+        assert xxhash.xxh3_64_hexdigest(bins.path(role).read_bytes()) == bins.fingerprints[role]
+    assert cache.stats().hits == hits + 3
 
 
 def test_non_elf_binary(runtime_lib: Path, tmp_path: Path) -> None:
     manifest = _copy_tree(runtime_lib, tmp_path)
     inner = manifest.parent / "libsimpler_inner_host_build_graph.so"
     inner.write_text("#!/bin/sh\necho not an elf\n")
+    _rerecord(manifest, "inner_so")
     with pytest.raises(BinaryError, match="not an ELF file") as info:
-        RuntimeBinaries.from_manifest(manifest)
+        RuntimeBinaries.from_manifest(manifest, **_empty_cache(tmp_path))
     assert str(inner) in str(info.value)
 
 
@@ -71,27 +110,34 @@ def test_truncated_elf(runtime_lib: Path, tmp_path: Path) -> None:
     manifest = _copy_tree(runtime_lib, tmp_path)
     inner = manifest.parent / "libsimpler_inner_host_build_graph.so"
     inner.write_bytes(inner.read_bytes()[:20])
+    _rerecord(manifest, "inner_so")
     with pytest.raises(BinaryError, match="truncated or malformed ELF"):
-        RuntimeBinaries.from_manifest(manifest)
+        RuntimeBinaries.from_manifest(manifest, **_empty_cache(tmp_path))
 
 
 def test_empty_inner_so(runtime_lib: Path, tmp_path: Path) -> None:
     manifest = _copy_tree(runtime_lib, tmp_path)
     inner = manifest.parent / "libsimpler_inner_host_build_graph.so"
     inner.write_bytes(b"")
+    _rerecord(manifest, "inner_so")
     with pytest.raises(BinaryError, match="inner_so is an empty file") as info:
-        RuntimeBinaries.from_manifest(manifest)
+        RuntimeBinaries.from_manifest(manifest, **_empty_cache(tmp_path))
     assert info.value.path == inner
 
 
-def test_fingerprint_disagreeing_with_manifest(runtime_lib: Path, tmp_path: Path) -> None:
+def test_damaged_binary_beside_the_manifest_is_never_used(
+    runtime_lib: Path, tmp_path: Path
+) -> None:
     manifest = _copy_tree(runtime_lib, tmp_path)
     inner = manifest.parent / "libsimpler_inner_host_build_graph.so"
     with inner.open("ab") as f:
         f.write(b"\0")  # still a valid ELF, different bytes
-    with pytest.raises(BinaryError, match="disagrees with") as info:
-        RuntimeBinaries.from_manifest(manifest)
-    assert info.value.path == inner
+    with pytest.raises(BinaryError, match=r"inner_so [0-9a-f]{16} .* is available nowhere"):
+        RuntimeBinaries.from_manifest(manifest, **_empty_cache(tmp_path))
+    # With the cache that holds the built bytes, those are used instead.
+    bins = RuntimeBinaries.from_manifest(manifest, remotes=[])
+    assert bins.inner_so != inner and bins.inner_so.read_bytes() != inner.read_bytes()
+    assert xxhash.xxh3_64_hexdigest(bins.inner_so.read_bytes()) == bins.inner_fingerprint
 
 
 def test_unknown_arch_in_manifest(runtime_lib: Path, tmp_path: Path) -> None:

@@ -1,0 +1,93 @@
+"""Where each binary of a manifest comes from: beside it, the local cache, or a remote.
+
+DESIGN.md "The cache is the read path": the file beside the manifest when it
+hashes to the recorded fingerprint; otherwise the local cache entry (a
+verified `get`, counted as a hit); otherwise a verified pull from the
+configured remotes; otherwise `BinaryUnavailable`, one line naming the
+binary, its fingerprint, the manifest and the commands that would fill it.
+A directory of manifests alone is therefore enough to run.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from simpler_build.cache.errors import BinaryUnavailable
+from simpler_build.cache.fingerprint import fingerprint_file
+from simpler_build.cache.transfer import Wanted, pull, wanted_of
+from simpler_build.manifest import Manifest
+
+if TYPE_CHECKING:
+    from simpler_build.cache.store import ArtifactCache
+    from simpler_build.remote import RemoteStorage
+
+
+def _beside(w: Wanted) -> Path | None:
+    """The manifest's own path when it is a regular file with the recorded fingerprint."""
+    try:
+        if not stat.S_ISREG(w.beside.stat().st_mode):
+            return None
+        return w.beside if fingerprint_file(w.beside) == w.fingerprint else None
+    except OSError:
+        return None
+
+
+def fill_hint(manifest: Manifest) -> str:
+    """The commands that would make a manifest's binaries available."""
+    return (
+        f"`scons arch={manifest.arch} runtime={manifest.runtime}` to build it, or "
+        f"`simpler-build cache fetch {manifest.path}` to pull it from a remote"
+    )
+
+
+def resolve(
+    manifest: Manifest,
+    cache: ArtifactCache | None = None,
+    remotes: Sequence[RemoteStorage] | None = None,
+) -> dict[str, Path]:
+    """role -> path of verified bytes for every binary of `manifest`.
+
+    `cache` defaults to the default cache root, `remotes` to
+    `SIMPLER_REMOTE_STORAGE`.  Raises BinaryUnavailable for the first
+    binary found nowhere.
+    """
+    if cache is None:
+        from simpler_build.cache.store import ArtifactCache
+
+        cache = ArtifactCache()
+    out: dict[str, Path] = {}
+    pending: list[Wanted] = []
+    for w in wanted_of(manifest):
+        path = _beside(w)
+        if path is None:
+            path = cache.get(w.fingerprint)
+        if path is None:
+            pending.append(w)
+        else:
+            out[w.role] = path
+    if pending:
+        if remotes is None:
+            from simpler_build.remote import open_remotes
+
+            remotes = open_remotes()
+        if remotes:
+            pull(cache, pending, remotes, skip_present=False)
+        for w in pending:
+            path = cache.get(w.fingerprint)
+            if path is None:
+                where = "not beside the manifest, not in the cache " + str(cache.root)
+                if remotes:
+                    where += " and not intact on " + " ".join(str(r.spec) for r in remotes)
+                raise BinaryUnavailable(
+                    manifest.path,
+                    f"{w.role} {w.fingerprint} ({w.beside.name}) is available nowhere: "
+                    f"{where}; run {fill_hint(manifest)}",
+                )
+            out[w.role] = path
+    return out
+
+
+__all__ = ["fill_hint", "resolve"]

@@ -1,0 +1,351 @@
+"""Moving verified objects between the local cache and the remote tier.
+
+`pull` makes the local cache hold binaries named by manifests, asking each
+remote (in the order configured) for what is still missing; `push` sends
+the binaries a remote lacks.  The trust boundary is here, not in
+`simpler_build.remote`: a pulled object is written to the local cache only
+when its XXH3-64 equals the fingerprint *and* its SHA-256 equals the local
+manifest's (DESIGN.md "Remote tier").  Without a manifest SHA-256 (schema-1
+manifests, a bare fingerprint) the remote's own metadata SHA-256 is used,
+which trusts the server; docs/remote.md says so.  A remote failure is a
+warning (printed by RemoteStorage); only a binary available nowhere is an
+error, and that is the caller's to raise.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from simpler_build.cache.errors import SourceError
+from simpler_build.cache.fingerprint import fingerprint_bytes, fingerprint_file, sha256_bytes
+from simpler_build.manifest import ROLES, Manifest, ManifestError, load_manifest
+
+if TYPE_CHECKING:
+    from simpler_build.cache.store import ArtifactCache
+    from simpler_build.remote import RemoteStorage
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One binary a manifest names: what it must hash to, and where it may already be."""
+
+    fingerprint: str
+    sha256: str | None
+    size: int
+    role: str
+    arch: str
+    runtime: str | None
+    build_id: str | None
+    manifest: Path
+    beside: Path  # the path the manifest gives (may not exist on a fetching runner)
+
+    def label(self) -> str:
+        return f"{self.role} {self.fingerprint} ({self.beside.name})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint,
+            "role": self.role,
+            "arch": self.arch,
+            "runtime": self.runtime,
+            "size": self.size,
+            "manifest": str(self.manifest),
+        }
+
+
+def wanted_of(manifest: Manifest) -> list[Wanted]:
+    """The three binaries of one manifest (the dispatcher belongs to no single runtime)."""
+    out = []
+    for role in ROLES:
+        rec = manifest.binaries[role]
+        out.append(
+            Wanted(
+                fingerprint=rec.fingerprint,
+                sha256=rec.sha256,
+                size=rec.size,
+                role=role,
+                arch=manifest.arch,
+                runtime=None if role == "dispatcher" else manifest.runtime,
+                build_id=rec.build_id,
+                manifest=manifest.path,
+                beside=rec.path,
+            )
+        )
+    return out
+
+
+def collect_manifests(sources: Iterable[str | os.PathLike[str]]) -> list[Manifest]:
+    """Load every manifest named by `sources` (manifest files or directories holding them).
+
+    Every manifest is parsed before anything moves, so bad input changes
+    nothing; errors are SourceError naming the file.
+    """
+    from simpler_build.cache.warm import collect_manifests as find
+
+    out = []
+    for path in find(sources):
+        try:
+            out.append(load_manifest(path))
+        except ManifestError as exc:
+            raise SourceError(exc.path, exc.problem) from None
+    return out
+
+
+def unique(wanted: Iterable[Wanted]) -> list[Wanted]:
+    """One Wanted per fingerprint, preferring one that carries a SHA-256.
+
+    Two manifests that record different SHA-256s for one fingerprint cannot
+    both be right; the object is then refused (SourceError) rather than guessed.
+    """
+    by_fp: dict[str, Wanted] = {}
+    for w in wanted:
+        seen = by_fp.get(w.fingerprint)
+        if seen is None or (seen.sha256 is None and w.sha256 is not None):
+            by_fp[w.fingerprint] = w
+        elif w.sha256 is not None and seen.sha256 is not None and w.sha256 != seen.sha256:
+            raise SourceError(
+                w.manifest,
+                f"{w.role} {w.fingerprint} has sha256 {w.sha256}, but {seen.manifest} "
+                f"records {seen.sha256} for the same fingerprint",
+            )
+    return list(by_fp.values())
+
+
+# -- pull -------------------------------------------------------------------------------
+
+
+@dataclass
+class PullReport:
+    """What a pull did, per distinct object."""
+
+    present: list[Wanted] = field(default_factory=list)  # already in the local cache
+    pulled: list[Wanted] = field(default_factory=list)  # fetched, verified, cached
+    rejected: list[tuple[Wanted, str, str]] = field(default_factory=list)  # (w, url, why)
+    missing: list[Wanted] = field(default_factory=list)  # available nowhere
+    bytes_pulled: int = 0
+    remotes: list[str] = field(default_factory=list)
+    remote_errors: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "remotes": self.remotes,
+            "present": [w.to_json() for w in self.present],
+            "pulled": [w.to_json() for w in self.pulled],
+            "rejected": [{**w.to_json(), "remote": u, "problem": p} for w, u, p in self.rejected],
+            "missing": [w.to_json() for w in self.missing],
+            "bytes_pulled": self.bytes_pulled,
+            "remote_errors": self.remote_errors,
+        }
+
+
+def check_pulled(w: Wanted, data: bytes, meta: dict[str, Any] | None) -> str | None:
+    """Why a pulled object must be refused, or None when it is the manifest's bytes."""
+    actual = fingerprint_bytes(data)
+    if actual != w.fingerprint:
+        return f"content hashes to {actual}, not {w.fingerprint}"
+    if w.sha256 is not None:
+        expected, source = w.sha256, f"the manifest {w.manifest}"
+    else:
+        expected = meta.get("sha256") if isinstance(meta, dict) else None
+        source = "the server's metadata (schema-1 manifest: trusting the server)"
+        if not isinstance(expected, str):
+            return "no SHA-256 to check against (schema-1 manifest and no server metadata)"
+    actual_sha = sha256_bytes(data)
+    if actual_sha != expected:
+        return f"SHA-256 {actual_sha} does not match {expected} from {source}"
+    return None
+
+
+def pull(
+    cache: ArtifactCache,
+    wanted: Sequence[Wanted],
+    remotes: Sequence[RemoteStorage],
+    *,
+    skip_present: bool = True,
+) -> PullReport:
+    """Make the local cache hold every wanted object that some remote holds intact."""
+    report = PullReport(remotes=[str(r.spec) for r in remotes])
+    need: list[Wanted] = []
+    for w in unique(wanted):
+        if skip_present and cache.contains(w.fingerprint):
+            report.present.append(w)
+        else:
+            need.append(w)
+    errors_before = sum(r.errors for r in remotes)
+    rejected = 0
+    for remote in remotes:
+        if not need or not remote.usable:
+            continue
+        by_fp = {w.fingerprint: w for w in need}
+        got = remote.get_many(list(by_fp), {fp: w.size for fp, w in by_fp.items()})
+        still: list[Wanted] = []
+        for w in need:
+            obj = got.pop(w.fingerprint, None)
+            if obj is None:
+                still.append(w)
+                continue
+            problem = check_pulled(w, obj.data, obj.meta)
+            if problem is not None:
+                rejected += 1
+                report.rejected.append((w, remote.url, problem))
+                print(
+                    f"simpler-build: refused {w.label()} from {remote.url}: {problem}",
+                    file=sys.stderr,
+                )
+                still.append(w)
+                continue
+            cache.put(
+                obj.data,
+                fingerprint=w.fingerprint,
+                arch=w.arch,
+                runtime=w.runtime,
+                build_id=w.build_id,
+                role=w.role,
+                sha256=sha256_bytes(obj.data),
+            )
+            report.pulled.append(w)
+            report.bytes_pulled += len(obj.data)
+        need = still
+    report.missing = need
+    report.remote_errors = sum(r.errors for r in remotes) - errors_before
+    if remotes:
+        cache._bump(
+            remote_hits=len(report.pulled),
+            remote_misses=len(report.missing),
+            remote_errors=report.remote_errors,
+            remote_rejected=rejected,
+            bytes_pulled=report.bytes_pulled,
+        )
+    return report
+
+
+# -- push -------------------------------------------------------------------------------
+
+
+@dataclass
+class PushReport:
+    """What a push did, per remote and distinct object."""
+
+    pushed: list[tuple[str, Wanted]] = field(default_factory=list)
+    present: list[tuple[str, Wanted]] = field(default_factory=list)
+    too_large: list[tuple[str, Wanted]] = field(default_factory=list)
+    read_only: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # remotes that could not be written
+    unavailable: list[Wanted] = field(default_factory=list)  # no verified local copy
+    bytes_pushed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        def pairs(items: list[tuple[str, Wanted]]) -> list[dict[str, Any]]:
+            return [{**w.to_json(), "remote": url} for url, w in items]
+
+        return {
+            "pushed": pairs(self.pushed),
+            "present": pairs(self.present),
+            "too_large": pairs(self.too_large),
+            "read_only": self.read_only,
+            "failed": self.failed,
+            "unavailable": [w.to_json() for w in self.unavailable],
+            "bytes_pushed": self.bytes_pushed,
+        }
+
+
+def verified_bytes(cache: ArtifactCache, w: Wanted) -> bytes | None:
+    """The wanted bytes from beside the manifest or from the local cache, checked, or None."""
+    try:
+        data = w.beside.read_bytes() if fingerprint_file(w.beside) == w.fingerprint else b""
+    except OSError:
+        data = b""
+    if data and _intact(w, data):
+        return data
+    cached = cache.get(w.fingerprint)
+    if cached is not None:
+        try:
+            data = cached.read_bytes()
+        except OSError:
+            return None
+        if _intact(w, data):
+            return data
+    return None
+
+
+def _intact(w: Wanted, data: bytes) -> bool:
+    """Re-check bytes as read (the file may change after it was fingerprinted)."""
+    if fingerprint_bytes(data) != w.fingerprint:
+        return False
+    return w.sha256 is None or sha256_bytes(data) == w.sha256
+
+
+def push(
+    cache: ArtifactCache, wanted: Sequence[Wanted], remotes: Sequence[RemoteStorage]
+) -> PushReport:
+    """Send every wanted object each writable remote lacks (EXISTS first: idempotent)."""
+    report = PushReport()
+    objects = unique(wanted)
+    errors_before = sum(r.errors for r in remotes)
+    for remote in remotes:
+        if not remote.writable:
+            report.read_only.append(remote.url)
+            continue
+        have = remote.present([w.fingerprint for w in objects])
+        if have is None:
+            report.failed.append(remote.url)
+            continue
+        batch: list[tuple[str, bytes, dict[str, Any]]] = []
+        sent: list[Wanted] = []
+        for w in objects:
+            if w.fingerprint in have:
+                report.present.append((remote.url, w))
+                continue
+            if w.size > remote.spec.max_size:
+                report.too_large.append((remote.url, w))
+                continue
+            data = verified_bytes(cache, w)
+            if data is None:
+                if w not in report.unavailable:
+                    report.unavailable.append(w)
+                continue
+            meta = {
+                "size": len(data),
+                "sha256": sha256_bytes(data),
+                "arch": w.arch,
+                "runtime": w.runtime,
+                "build_id": w.build_id,
+                "role": w.role,
+            }
+            batch.append((w.fingerprint, data, meta))
+            sent.append(w)
+        stored = remote.put_many(batch) if batch else 0
+        if batch and not remote.usable:
+            report.failed.append(remote.url)
+            continue
+        report.bytes_pushed += stored
+        report.pushed += [(remote.url, w) for w in sent]
+    if report.bytes_pushed:
+        cache._bump(bytes_pushed=report.bytes_pushed)
+    errors = sum(r.errors for r in remotes) - errors_before
+    if errors:
+        cache._bump(remote_errors=errors)
+    return report
+
+
+__all__ = [
+    "PullReport",
+    "PushReport",
+    "Wanted",
+    "check_pulled",
+    "collect_manifests",
+    "pull",
+    "push",
+    "unique",
+    "verified_bytes",
+    "wanted_of",
+]

@@ -1,0 +1,24 @@
+"""Errors of the remote tier.
+
+Only configuration is an error a user sees as a failure: a remote that is
+down, slow or broken is a warning (DESIGN.md "Remote tier"), reported by
+`RemoteStorage` itself and never raised past it.
+"""
+
+from __future__ import annotations
+
+
+class RemoteConfigError(ValueError):
+    """A remote storage URL (or one of its attributes) that cannot be used.
+
+    Renders as ``<where>: <problem>``, where `where` names the setting it
+    came from (``SIMPLER_REMOTE_STORAGE`` or ``--remote``).
+    """
+
+    def __init__(self, where: str, problem: str) -> None:
+        self.where = where
+        self.problem = problem
+        super().__init__(f"{where}: {problem}")
+
+
+__all__ = ["RemoteConfigError"]
