@@ -158,8 +158,8 @@ def _remotes(args: argparse.Namespace) -> list[Any]:
 def _cmd_fetch(cache: Any, args: argparse.Namespace) -> int:
     from simpler_build.cache.transfer import collect_manifests, pull, wanted_of
 
+    remotes = _remotes(args)  # a bad URL is a usage error, reported before anything else
     manifests = collect_manifests(args.sources)
-    remotes = _remotes(args)
     wanted = [w for m in manifests for w in wanted_of(m)]
     report = pull(cache, wanted, remotes)
     if args.json:
@@ -191,8 +191,8 @@ def _cmd_fetch(cache: Any, args: argparse.Namespace) -> int:
 def _cmd_push(cache: Any, args: argparse.Namespace) -> int:
     from simpler_build.cache.transfer import collect_manifests, push, wanted_of
 
-    manifests = collect_manifests(args.sources)
     remotes = _remotes(args)
+    manifests = collect_manifests(args.sources)
     if not remotes:
         print(
             f"{PROG}: error: no remote storage configured "
@@ -208,6 +208,8 @@ def _cmd_push(cache: Any, args: argparse.Namespace) -> int:
             print(f"pushed   {w.fingerprint}  {w.arch}/{w.runtime or '-'}  {w.role}  -> {url}")
         for url in report.read_only:
             print(f"push: {url} is read-only; nothing pushed to it")
+        for url in report.failed:
+            print(f"push: could not write to {url} (see the warning above); nothing lost locally")
         if report.too_large:
             names = ", ".join(sorted({w.label() for _u, w in report.too_large}))
             print(f"push: not pushed, larger than the remote's max-size: {names}")

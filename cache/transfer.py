@@ -186,35 +186,35 @@ def pull(
         if not need or not remote.usable:
             continue
         by_fp = {w.fingerprint: w for w in need}
-        got = remote.get_many(list(by_fp), {fp: w.size for fp, w in by_fp.items()})
-        still: list[Wanted] = []
-        for w in need:
-            obj = got.pop(w.fingerprint, None)
-            if obj is None:
-                still.append(w)
-                continue
-            problem = check_pulled(w, obj.data, obj.meta)
-            if problem is not None:
-                rejected += 1
-                report.rejected.append((w, remote.url, problem))
-                print(
-                    f"simpler-build: refused {w.label()} from {remote.url}: {problem}",
-                    file=sys.stderr,
+        sizes = {fp: w.size for fp, w in by_fp.items()}
+        unsigned = {fp for fp, w in by_fp.items() if w.sha256 is None}
+        for got in remote.iter_get(list(by_fp), sizes, meta_for=unsigned):
+            for fp, obj in got.items():
+                w = by_fp.get(fp)
+                if w is None:
+                    continue
+                problem = check_pulled(w, obj.data, obj.meta)
+                if problem is not None:
+                    rejected += 1
+                    report.rejected.append((w, remote.url, problem))
+                    print(
+                        f"simpler-build: refused {w.label()} from {remote.url}: {problem}",
+                        file=sys.stderr,
+                    )
+                    continue
+                cache.put(
+                    obj.data,
+                    fingerprint=w.fingerprint,
+                    arch=w.arch,
+                    runtime=w.runtime,
+                    build_id=w.build_id,
+                    role=w.role,
+                    sha256=sha256_bytes(obj.data),
                 )
-                still.append(w)
-                continue
-            cache.put(
-                obj.data,
-                fingerprint=w.fingerprint,
-                arch=w.arch,
-                runtime=w.runtime,
-                build_id=w.build_id,
-                role=w.role,
-                sha256=sha256_bytes(obj.data),
-            )
-            report.pulled.append(w)
-            report.bytes_pulled += len(obj.data)
-        need = still
+                del by_fp[fp]
+                report.pulled.append(w)
+                report.bytes_pulled += len(obj.data)
+        need = list(by_fp.values())
     report.missing = need
     report.remote_errors = sum(r.errors for r in remotes) - errors_before
     if remotes:

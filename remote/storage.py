@@ -17,10 +17,11 @@ asked key by key after a failed batch, so one dead node costs only its slots.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -58,8 +59,14 @@ def reset_warnings() -> None:
         _warned.clear()
 
 
+_PIPELINE_PREFIX = re.compile(r"Command # \d+ \(.*?\) of pipeline caused error: ", re.S)
+
+
 def _problem(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    """One printable line: redis-py quotes the failing command, binary payload included."""
+    text = _PIPELINE_PREFIX.sub("", str(exc)).strip()
+    text = text.splitlines()[0] if text else ""
+    text = "".join(c if c.isprintable() else "?" for c in text)[:200]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -76,6 +83,13 @@ def batches(items: Sequence[Any], size_of: Any = None) -> Iterable[list[Any]]:
         held += size
     if batch:
         yield batch
+
+
+def _cluster_down(exc: BaseException) -> bool:
+    """CLUSTERDOWN: the cluster refuses every key now, so asking key by key is futile."""
+    from redis.exceptions import ClusterDownError
+
+    return isinstance(exc, ClusterDownError)
 
 
 class RemoteObject:
@@ -181,54 +195,86 @@ class RemoteStorage:
     # -- reads ---------------------------------------------------------------------
 
     def get_many(
-        self, fingerprints: Sequence[str], sizes: dict[str, int] | None = None
+        self,
+        fingerprints: Sequence[str],
+        sizes: dict[str, int] | None = None,
+        meta_for: Container[str] | None = None,
     ) -> dict[str, RemoteObject]:
-        """Objects (with metadata) for those fingerprints the server holds.
-
-        Pipelined: one round trip per batch, not per object.  Missing keys are
-        simply absent from the result; so are keys a failed request did not
-        return (counted in `errors`).
-        """
+        """Objects for those fingerprints the server holds (all batches; see iter_get)."""
         found: dict[str, RemoteObject] = {}
+        for batch in self.iter_get(fingerprints, sizes, meta_for):
+            found.update(batch)
+        return found
+
+    def iter_get(
+        self,
+        fingerprints: Sequence[str],
+        sizes: dict[str, int] | None = None,
+        meta_for: Container[str] | None = None,
+    ) -> Iterator[dict[str, RemoteObject]]:
+        """What the server holds, one pipelined batch at a time.
+
+        One round trip per batch, not per object, and at most one batch
+        (BATCH_BYTES) in memory.  Metadata is read only for the fingerprints
+        in `meta_for` (default: all): a caller that holds a manifest SHA-256
+        does not need the server's word, and in a cluster each extra key is
+        one more node that can be down.  Missing keys are simply absent from
+        a batch; so are keys a failed request did not return (counted in
+        `errors`).
+        """
         sizes = sizes or {}
         for batch in batches(list(fingerprints), lambda fp: sizes.get(fp, 0)):
             if not self.usable:
-                break
+                return
+            plan = [(fp, meta_for is None or fp in meta_for) for fp in batch]
             try:
-                found.update(self._get_batch(batch))
+                got = self._get_batch(plan)
             except Exception as exc:  # redis errors, OSError, protocol errors
                 if not self.spec.cluster:
                     self._fail(exc, "read")
-                    break
-                self._fail(exc, "read", fatal=False)
-                found.update(self._get_one_by_one(batch))
-        return found
+                    return
+                self._fail(exc, "read", fatal=_cluster_down(exc))
+                got = self._get_one_by_one(plan) if self.usable else {}
+            yield got
 
-    def _get_batch(self, batch: list[str]) -> dict[str, RemoteObject]:
+    def _get_batch(self, plan: list[tuple[str, bool]]) -> dict[str, RemoteObject]:
         client = self._connect()
         pipe = client.pipeline(transaction=False)
-        for fp in batch:
+        for fp, with_meta in plan:
             pipe.get(obj_key(fp))
-            pipe.get(meta_key(fp))
-        replies = pipe.execute()
+            if with_meta:
+                pipe.get(meta_key(fp))
+        replies = iter(pipe.execute())
         out: dict[str, RemoteObject] = {}
-        for i, fp in enumerate(batch):
-            data, meta = replies[2 * i], replies[2 * i + 1]
+        for fp, with_meta in plan:
+            data = next(replies)
+            meta = _parse_meta(next(replies)) if with_meta else None
             if isinstance(data, bytes):
-                out[fp] = RemoteObject(fp, data, _parse_meta(meta))
+                out[fp] = RemoteObject(fp, data, meta)
         return out
 
-    def _get_one_by_one(self, batch: list[str]) -> dict[str, RemoteObject]:
-        """After a failed cluster pipeline: each key on its own, so live nodes still answer."""
+    def _get_one_by_one(self, plan: list[tuple[str, bool]]) -> dict[str, RemoteObject]:
+        """After a failed cluster pipeline: each key on its own, so live nodes still answer.
+
+        Bounded: a cluster that reports itself down (every node refuses every
+        key) ends it, and so does the read timeout spent on the whole batch.
+        """
         out: dict[str, RemoteObject] = {}
-        for fp in batch:
+        deadline = time.monotonic() + self.spec.timeout
+        for fp, with_meta in plan:
+            if time.monotonic() > deadline:
+                self._fail(TimeoutError("cluster fallback took too long"), "read")
+                break
             try:
                 client = self._connect()
                 data = client.get(obj_key(fp))
                 if isinstance(data, bytes):
-                    out[fp] = RemoteObject(fp, data, _parse_meta(client.get(meta_key(fp))))
+                    meta = _parse_meta(client.get(meta_key(fp))) if with_meta else None
+                    out[fp] = RemoteObject(fp, data, meta)
             except Exception as exc:
-                self._fail(exc, "read", fatal=False)
+                self._fail(exc, "read", fatal=_cluster_down(exc))
+                if not self.usable:
+                    break
         return out
 
     def present(self, fingerprints: Sequence[str]) -> set[str] | None:
