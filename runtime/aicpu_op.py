@@ -133,8 +133,15 @@ class LoadAicpuOp:
         inner = self.bins.inner_so.read_bytes()
         if not inner:
             raise BinaryError(self.bins.inner_so, "inner SO is empty")
+        # The bytes that go to the device are the ones hashed (DESIGN.md: every
+        # byte the runtime loads is checked against the manifest at load time).
         if fingerprint_bytes(inner) != self.fingerprint:
             raise BinaryError(self.bins.inner_so, "inner SO changed while being bootstrapped")
+        expected = self.bins.fingerprints.get("dispatcher")
+        if expected is not None and fingerprint_bytes(dispatcher) != expected:
+            raise BinaryError(
+                self.bins.dispatcher, f"dispatcher no longer hashes to {expected}; not loading it"
+            )
         directory = os.fsencode(self.preinstall_dir) + b"\0"
         blocks: list[int] = []
 

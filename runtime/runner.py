@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from simpler_build.cache.fingerprint import fingerprint_file
+
 from . import sim
 from .abi import ABI_VERSION, GRAPH_MAGIC, NO_TASK, ExecArgs, KernelId, Status, Task
 from .aicpu_op import LoadAicpuOp
-from .binaries import RuntimeBinaries
+from .binaries import BinaryError, RuntimeBinaries
 from .graph import Buffer, Graph
 from .sim.errors import ACL_ERROR_RT_AICPU_EXCEPTION
 
@@ -124,6 +126,11 @@ class DeviceRunner:
     def _kernel_handle(self) -> sim.KernelHandle:
         """The AICore handle: registered on first use, then the cached one, every time."""
         if self._aicore is None:
+            expected = self.bins.fingerprints.get("aicore")
+            if expected is not None and fingerprint_file(self.bins.aicore) != expected:
+                raise BinaryError(
+                    self.bins.aicore, f"AICore ELF no longer hashes to {expected}; not loading it"
+                )
             self._aicore = sim.rtRegisterAllKernel(self.ctx, self.bins.aicore)
             self._counts["aicore_registrations"] += 1
         return self._aicore
