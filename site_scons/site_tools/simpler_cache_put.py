@@ -50,11 +50,14 @@ def _publish(target: list[Any], source: list[Any], env: Any) -> int:
     remotes = env.get("SIMPLER_REMOTES") or []
     if remotes:
         report = push(cache, wanted_of(manifest), remotes)
-        for url, w in report.too_large:
-            print(
-                f"scons: warning: {w.label()} is larger than the max-size of {url}; not pushed",
-                file=sys.stderr,
-            )
+        if report.too_large:
+            from simpler_build.remote.storage import warn_once
+
+            for url in sorted({url for url, _w in report.too_large}):
+                warn_once(
+                    f"max-size {url}",
+                    f"binaries larger than the max-size of {url} are not pushed to it",
+                )
         lines += [f"pushed {w.fingerprint} {url}" for url, w in report.pushed]
     Path(target[0].get_abspath()).write_text("\n".join(lines) + "\n")
     return 0

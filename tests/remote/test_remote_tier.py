@@ -108,6 +108,19 @@ def test_read_only_remote_fetches_and_never_writes(redis_server: RedisServer, tm
     assert len(objects_in(tmp_path / "B" / "cache")) == len(blobs)
 
 
+def test_values_above_max_size_are_not_pushed(redis_server: RedisServer, tmp_path: Path):
+    small = synthetic_build(tmp_path / "build", 1, 1000)
+    big = synthetic_build(tmp_path / "build" / "big", 1, 64 << 10, seed=1)
+    env = machine_env(tmp_path / "A", remote=f"{redis_server.url}|max-size=16K")
+    result = cli("push", str(tmp_path / "build"), env=env)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "larger than" in line]
+    assert len(lines) == 1 and all(fp in lines[0] for fp in big)  # reported once, one line
+    with redis_server.client() as r:
+        assert all(r.exists(obj_key(fp)) for fp in small)
+        assert not any(r.exists(obj_key(fp)) for fp in big)
+
+
 def _poison_setup(server: RedisServer, tmp_path: Path) -> tuple[Path, dict, dict[str, bytes]]:
     blobs = synthetic_build(tmp_path / "build", 1, 10_000)
     a = machine_env(tmp_path / "A", remote=server.url)
