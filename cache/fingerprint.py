@@ -4,7 +4,10 @@ The fingerprint of a file is XXH3-64 (seed 0) of its whole bytes as 16
 lowercase hex digits -- the same value the C dispatcher computes with the
 system xxHash library.  `fingerprint_file` memoises per process on
 (path, device, inode, size, mtime_ns) so an unchanged file is read and hashed
-once; a changed file has a different key and is hashed again.
+once; a changed file has a different key and is hashed again.  The key also
+holds ctime_ns, which no user call can set: a file rewritten in place and
+given its old mtime back (`touch -d`, `os.utime`) still gets a new ctime, so
+the memo is never fooled into returning the old fingerprint.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import xxhash
 FINGERPRINT_HEX_DIGITS = 16
 _CHUNK = 1 << 20
 
-_MemoKey = tuple[str, int, int, int, int]
+_MemoKey = tuple[str, int, int, int, int, int]
 _memo: dict[_MemoKey, str] = {}
 _memo_lock = threading.Lock()
 _memo_stats = {"hits": 0, "misses": 0}
@@ -48,7 +51,7 @@ def fingerprint_file(path: str | os.PathLike[str]) -> str:
     """
     abspath = os.path.abspath(os.fspath(path))
     st = os.stat(abspath)
-    key: _MemoKey = (abspath, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    key: _MemoKey = (abspath, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     with _memo_lock:
         cached = _memo.get(key)
         if cached is not None:
@@ -60,7 +63,14 @@ def fingerprint_file(path: str | os.PathLike[str]) -> str:
         digest = _hash_open_file(fd)
     finally:
         os.close(fd)
-    read_key: _MemoKey = (abspath, fst.st_dev, fst.st_ino, fst.st_size, fst.st_mtime_ns)
+    read_key: _MemoKey = (
+        abspath,
+        fst.st_dev,
+        fst.st_ino,
+        fst.st_size,
+        fst.st_mtime_ns,
+        fst.st_ctime_ns,
+    )
     with _memo_lock:
         _memo[read_key] = digest
         _memo_stats["misses"] += 1
