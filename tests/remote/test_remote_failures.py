@@ -66,7 +66,7 @@ def test_server_down_before_the_build(redis_server: RedisServer, tmp_path: Path)
 
 
 def test_server_killed_mid_fetch(redis_server: RedisServer, tmp_path: Path) -> None:
-    """Five pipelines of 64 MiB; the server dies once the first objects land."""
+    """42 objects of 8 MiB, one pipeline each; the server dies once the first objects land."""
     blobs = synthetic_build(tmp_path / "build", 14, 8 << 20)
     a = machine_env(tmp_path / "A", remote=redis_server.url)
     assert cli("push", str(tmp_path / "build"), env=a).returncode == 0
