@@ -21,10 +21,12 @@ from pathlib import Path
 import xxhash
 
 from simpler_build.cache.errors import UnsafePathError
+from simpler_build.files import kind_of
 
 CHUNK = 1 << 20
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 def _write_chunk(fd: int, chunk: memoryview) -> None:
@@ -54,7 +56,8 @@ def open_nofollow(path: str | Path, flags: int = os.O_RDONLY) -> int:
     OSErrors (ENOENT, ENOTDIR, ...) propagate unchanged for the caller to map.
     """
     try:
-        fd = os.open(path, flags | _O_NOFOLLOW | _O_CLOEXEC)
+        # O_NONBLOCK: a FIFO planted at a cache path must be refused, not waited on.
+        fd = os.open(path, flags | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise UnsafePathError(path, "is a symlink; refusing to follow it") from None
@@ -66,7 +69,7 @@ def open_nofollow(path: str | Path, flags: int = os.O_RDONLY) -> int:
         raise
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise UnsafePathError(path, "is not a regular file")
+        raise UnsafePathError(path, f"is {kind_of(mode)}, not a regular file")
     return fd
 
 

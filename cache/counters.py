@@ -14,7 +14,10 @@ import errno
 import fcntl
 import json
 import os
+import stat
 from pathlib import Path
+
+from simpler_build.files import NotRegularFile
 
 COUNTER_NAMES = (
     "hits",
@@ -35,6 +38,14 @@ COUNTER_NAMES = (
 )
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+def _require_regular(path: Path, fd: int) -> None:
+    """A FIFO or device at the counters' name is refused (OSError), never read or locked."""
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        raise NotRegularFile(path, mode)
 
 
 def _decode(raw: bytes) -> dict[str, int]:
@@ -68,8 +79,11 @@ class Counters:
         Raises OSError (e.g. FileNotFoundError when the cache tree does not
         exist yet); callers on the read path ignore failures.
         """
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC, 0o644)
+        fd = os.open(
+            self.path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK, 0o644
+        )
         try:
+            _require_regular(self.path, fd)
             fcntl.flock(fd, fcntl.LOCK_EX)
             raw = os.pread(fd, 4096, 0)
             counts = _decode(raw)
@@ -85,12 +99,13 @@ class Counters:
     def read(self) -> dict[str, int]:
         """A consistent snapshot of every counter (zeros when there is no file yet)."""
         try:
-            fd = os.open(self.path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
+            fd = os.open(self.path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK)
         except OSError as exc:
             if exc.errno in (errno.ENOENT, errno.ENOTDIR):
                 return dict.fromkeys(COUNTER_NAMES, 0)
             raise
         try:
+            _require_regular(self.path, fd)
             fcntl.flock(fd, fcntl.LOCK_SH)
             return _decode(os.pread(fd, 4096, 0))
         finally:

@@ -17,6 +17,8 @@ import threading
 
 import xxhash
 
+from simpler_build.files import open_regular
+
 FINGERPRINT_HEX_DIGITS = 16
 _CHUNK = 1 << 20
 
@@ -57,7 +59,7 @@ def fingerprint_file(path: str | os.PathLike[str]) -> str:
         if cached is not None:
             _memo_stats["hits"] += 1
             return cached
-    fd = os.open(abspath, os.O_RDONLY)
+    fd = open_regular(abspath)  # a FIFO or device: NotRegularFile, never a hang
     try:
         fst = os.fstat(fd)
         digest = _hash_open_file(fd)
@@ -88,7 +90,7 @@ def digests_file(path: str | os.PathLike[str]) -> tuple[str, str, int]:
     xxh = xxhash.xxh3_64()
     sha = hashlib.sha256()
     size = 0
-    with open(path, "rb", buffering=0) as f:
+    with os.fdopen(open_regular(path), "rb", buffering=0) as f:
         while chunk := f.read(_CHUNK):
             xxh.update(chunk)
             sha.update(chunk)

@@ -10,7 +10,6 @@ A directory of manifests alone is therefore enough to run.
 
 from __future__ import annotations
 
-import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,14 +24,18 @@ if TYPE_CHECKING:
     from simpler_build.remote import RemoteStorage
 
 
-def _beside(w: Wanted) -> Path | None:
-    """The manifest's own path when it is a regular file with the recorded fingerprint."""
+def _beside(w: Wanted) -> tuple[Path | None, str]:
+    """The manifest's own path when it is a regular file with the recorded fingerprint,
+    else None and why not (for the miss message)."""
     try:
-        if not stat.S_ISREG(w.beside.stat().st_mode):
-            return None
-        return w.beside if fingerprint_file(w.beside) == w.fingerprint else None
-    except OSError:
-        return None
+        actual = fingerprint_file(w.beside)  # refuses a FIFO or device without blocking
+    except FileNotFoundError:
+        return None, "not beside the manifest"
+    except OSError as exc:
+        return None, f"{w.beside} {exc.strerror or exc}"
+    if actual != w.fingerprint:
+        return None, f"{w.beside} hashes to {actual}"
+    return w.beside, ""
 
 
 def fill_hint(manifest: Manifest) -> str:
@@ -60,8 +63,9 @@ def resolve(
         cache = ArtifactCache()
     out: dict[str, Path] = {}
     pending: list[Wanted] = []
+    why: dict[str, str] = {}
     for w in wanted_of(manifest):
-        path = _beside(w)
+        path, why[w.role] = _beside(w)
         if path is None:
             path = cache.get(w.fingerprint)
         if path is None:
@@ -78,7 +82,7 @@ def resolve(
         for w in pending:
             path = cache.get(w.fingerprint)
             if path is None:
-                where = "not beside the manifest, not in the cache " + str(cache.root)
+                where = f"{why[w.role]}, not in the cache {cache.root}"
                 if remotes:
                     where += " and not intact on " + " ".join(str(r.spec) for r in remotes)
                 raise BinaryUnavailable(

@@ -36,6 +36,7 @@ from simpler_build.cache.errors import (
 )
 from simpler_build.cache.fingerprint import fingerprint_bytes, fingerprint_file, is_fingerprint
 from simpler_build.cache.layout import CACHEDIR_TAG, Layout, parse_entry_name
+from simpler_build.files import NotRegularFile, open_regular
 
 if TYPE_CHECKING:
     from simpler_build.cache.maintenance import GcReport, VerifyReport
@@ -382,6 +383,8 @@ class ArtifactCache:
                 raise SourceError(src, "no such file") from None
             except IsADirectoryError:
                 raise SourceError(src, "is a directory, not a file") from None
+            except NotRegularFile as exc:
+                raise SourceError(src, exc.strerror) from None
             except OSError as exc:
                 raise SourceError(src, f"cannot read: {exc.strerror or exc}") from None
         if fingerprint is not None and _check_fp(fingerprint) != actual:
@@ -474,7 +477,7 @@ class ArtifactCache:
         def fill(fd: int) -> None:
             nonlocal written
             try:
-                sfd = os.open(src, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                sfd = open_regular(src)
             except OSError as exc:
                 raise SourceError(src, f"cannot read: {exc.strerror or exc}") from None
             try:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from simpler_build.cache.errors import FingerprintMismatch, SourceError
 from simpler_build.cache.fingerprint import fingerprint_file
+from simpler_build.files import NotRegularFile
 from simpler_build.manifest import (
     MANIFEST_NAME,
     ROLES,
@@ -118,13 +119,35 @@ def _check_binary(manifest: Manifest, role: str) -> WarmTask:
         raise SourceError(record.path, f"missing (named by {manifest.path})") from None
     except IsADirectoryError:
         raise SourceError(record.path, f"is a directory (named by {manifest.path})") from None
+    except NotRegularFile as exc:
+        raise SourceError(record.path, f"{exc.strerror} (named by {manifest.path})") from None
     except OSError as exc:
         raise SourceError(record.path, f"cannot read: {exc.strerror or exc}") from None
     if actual != record.fingerprint:
         raise FingerprintMismatch(
             record.path, expected=record.fingerprint, actual=actual, context=f"in {manifest.path}"
         )
+    problem = elf_problem(record.path)
+    if problem is not None:  # what enters the shared cache is a loadable shared object
+        raise SourceError(record.path, f"{role} {problem} (named by {manifest.path})")
     return WarmTask(manifest=manifest, role=role, fingerprint=actual)
+
+
+def elf_problem(path: Path) -> str | None:
+    """Why a file is not an ELF shared object for this host, or None (reads 64 bytes)."""
+    import os
+
+    from simpler_build.elf import header_problem
+    from simpler_build.files import open_regular
+
+    try:
+        fd = open_regular(path)
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    try:
+        return header_problem(os.read(fd, 64))
+    finally:
+        os.close(fd)
 
 
 def plan(sources: Iterable[str | Path]) -> list[WarmTask]:

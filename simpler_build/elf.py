@@ -1,4 +1,4 @@
-"""Reading ELF facts with pyelftools: magic, GNU build-id, exported symbols.
+"""Reading ELF facts: the header (with `struct`), GNU build-id and exports (pyelftools).
 
 The build records build-ids in manifests, the runtime refuses non-ELF inputs,
 and the tests check exports from the files themselves instead of trusting
@@ -8,11 +8,14 @@ their names -- all through this one module.
 from __future__ import annotations
 
 import os
+import struct
+import sys
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import NoteSection, SymbolTableSection
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
 
 ELF_MAGIC = b"\x7fELF"
 
@@ -25,26 +28,84 @@ class NotAnElfError(ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
+ET_DYN = 3
+_EI_CLASS = {1: "32-bit", 2: "64-bit"}
+_EI_DATA = {1: "little-endian", 2: "big-endian"}
+
+
+@cache
+def host_elf_ident() -> tuple[int, int, int]:
+    """(EI_CLASS, EI_DATA, e_machine) of this interpreter: what the simulated device dlopens."""
+    from simpler_build.files import read_regular
+
+    head = read_regular(os.path.realpath(sys.executable))[:20]
+    cls, data = head[4], head[5]
+    (machine,) = struct.unpack("<H" if data == 1 else ">H", head[18:20])
+    return cls, data, machine
+
+
+def header_problem(head: bytes) -> str | None:
+    """Why the first bytes of a file are not a shared object this host can load, or None.
+
+    Reads only the 20-byte ELF identification and e_type/e_machine with
+    `struct` (no pyelftools), so publishing and warming stay cheap.
+    """
+    if not head:
+        return "is empty, not an ELF shared object"
+    if head[:4] != ELF_MAGIC:
+        return f"is not an ELF file (starts with {head[:4]!r})"
+    if len(head) < 20:
+        return f"is a truncated ELF file ({len(head)} bytes)"
+    cls, data, machine = host_elf_ident()
+    if head[4] != cls or head[5] != data:
+        got = f"{_EI_CLASS.get(head[4], '?')} {_EI_DATA.get(head[5], '?')}"
+        want = f"{_EI_CLASS.get(cls, '?')} {_EI_DATA.get(data, '?')}"
+        return f"is a {got} ELF, not {want}"
+    e_type, e_machine = struct.unpack("<HH" if data == 1 else ">HH", head[16:20])
+    if e_type != ET_DYN:
+        return f"is an ELF of type {e_type}, not a shared object (ET_DYN)"
+    if e_machine != machine:
+        return f"is an ELF for machine {e_machine}, not this host's ({machine})"
+    return None
+
+
 def is_elf(path: str | os.PathLike[str]) -> bool:
     """True when the file starts with the ELF magic (cheap: reads four bytes)."""
+    from simpler_build.files import open_regular
+
     try:
-        with open(path, "rb") as fh:
-            return fh.read(4) == ELF_MAGIC
+        fd = open_regular(path)
     except OSError:
         return False
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read(4) == ELF_MAGIC
 
 
-def _open_elf(fh) -> ELFFile:  # type: ignore[no-untyped-def]
+def _open_elf(fh: Any, path: str | os.PathLike[str]) -> ELFFile:
+    # pyelftools is imported here, not at module level: header checks on the
+    # publish and fetch paths need only `struct`.
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
     try:
         return ELFFile(fh)
     except ELFError as exc:
-        raise NotAnElfError(fh.name, f"not a valid ELF file ({exc})") from None
+        raise NotAnElfError(path, f"not a valid ELF file ({exc})") from None
+
+
+def _open(path: str | os.PathLike[str]) -> BinaryIO:
+    """A binary file object of a regular file (never blocks on a FIFO)."""
+    from simpler_build.files import open_regular
+
+    return os.fdopen(open_regular(path), "rb")
 
 
 def read_build_id(path: str | os.PathLike[str]) -> str | None:
     """The GNU build-id as lowercase hex, or None when the binary has none."""
-    with open(path, "rb") as fh:
-        elf = _open_elf(fh)
+    from elftools.elf.sections import NoteSection
+
+    with _open(path) as fh:
+        elf = _open_elf(fh, path)
         for section in elf.iter_sections():
             if not isinstance(section, NoteSection):
                 continue
@@ -56,9 +117,11 @@ def read_build_id(path: str | os.PathLike[str]) -> str | None:
 
 def defined_dynamic_symbols(path: str | os.PathLike[str]) -> set[str]:
     """Names of global/weak functions and objects the file defines in .dynsym (its exports)."""
+    from elftools.elf.sections import SymbolTableSection
+
     exports: set[str] = set()
-    with open(path, "rb") as fh:
-        elf = _open_elf(fh)
+    with _open(path) as fh:
+        elf = _open_elf(fh, path)
         dynsym = elf.get_section_by_name(".dynsym")
         if not isinstance(dynsym, SymbolTableSection):
             return exports
@@ -76,5 +139,5 @@ def defined_dynamic_symbols(path: str | os.PathLike[str]) -> set[str]:
 
 def has_debug_info(path: str | os.PathLike[str]) -> bool:
     """True when the file carries DWARF sections."""
-    with open(path, "rb") as fh:
-        return _open_elf(fh).has_dwarf_info()
+    with _open(path) as fh:
+        return _open_elf(fh, path).has_dwarf_info()

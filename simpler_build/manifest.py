@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from simpler_build.cache.fingerprint import is_fingerprint
+from simpler_build.files import FileTooLarge, NotRegularFile, read_regular
 
 MANIFEST_NAME = "runtime_binaries.json"
 #: What the writer emits.  Schema 2 added `sha256` per binary (the remote
@@ -119,24 +121,90 @@ def _require(path: Path, obj: dict[str, Any], key: str, kind: type, where: str =
     return value
 
 
-def load_manifest(path: str | os.PathLike[str]) -> Manifest:
-    """Parse and check the schema of a manifest (not the files it names).
+#: A manifest is a few KB; anything far larger is not one (and is not read into memory).
+MAX_MANIFEST_BYTES = 1 << 20
+#: No binary of this project is near this; a larger `size` is a corrupt manifest.
+MAX_BINARY_BYTES = 1 << 40
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
+#: A GNU build-id is hex; tools and tests may record other short labels.
+_BUILD_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
 
-    A directory is taken to mean the `runtime_binaries.json` inside it.
-    """
-    p = Path(path)
-    if p.is_dir():
-        p = p / MANIFEST_NAME
+
+def _read(p: Path) -> Any:
+    """The parsed JSON of a manifest file; every failure is one ManifestError naming it."""
     try:
-        text = p.read_text(encoding="utf-8")
+        raw = read_regular(p, MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         raise ManifestError(p, "no such manifest") from None
+    except (NotRegularFile, FileTooLarge) as exc:
+        raise ManifestError(p, f"manifest {exc.strerror}") from None
     except OSError as exc:
-        raise ManifestError(p, f"cannot read manifest: {exc.strerror}") from None
+        raise ManifestError(p, f"cannot read manifest: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL byte in the path itself
+        raise ManifestError(p, "path contains a NUL byte") from None
     try:
-        data = json.loads(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(p, f"not UTF-8 text (invalid byte at offset {exc.start})") from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ManifestError(p, f"not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    except RecursionError:
+        raise ManifestError(p, "not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ManifestError(p, f"not valid JSON: {exc}") from None
+
+
+def _name(p: Path, data: dict[str, Any], key: str, default: str | None = None) -> str:
+    """arch / runtime / mode: short names, since they end up in commands and paths."""
+    if default is not None and key not in data:
+        return default
+    value = _require(p, data, key, str)
+    if not _NAME_RE.match(value):
+        raise ManifestError(p, f"{key} {value[:80]!r} is not a name (letters, digits, _.+-)")
+    return value
+
+
+def _binary_path(p: Path, here: Path, rel: str, where: str) -> Path:
+    """Resolve a binary's path, which must stay inside the tree the manifest lives in.
+
+    The tree is the directory above the manifest's (`lib/<arch>/`): it holds
+    this runtime's directory and the arch's shared dispatcher.  An absolute
+    path, one that climbs out with `..`, or one that leaves through a
+    symlink would get an arbitrary file published into the shared cache.
+    """
+    if not rel or "\0" in rel:
+        raise ManifestError(p, f"{where}path must be a non-empty path without NUL bytes")
+    if os.path.isabs(rel):
+        raise ManifestError(p, f"{where}path {rel[:200]!r} is absolute; it must be relative")
+    tree = here.parent
+    full = Path(os.path.normpath(here / rel))
+    if not full.is_relative_to(tree):
+        raise ManifestError(p, f"{where}path {rel[:200]!r} leads outside {tree}")
+    try:
+        real = Path(os.path.realpath(full))
+        real_tree = Path(os.path.realpath(tree))
+    except (OSError, ValueError):
+        raise ManifestError(p, f"{where}path {rel[:200]!r} cannot be resolved") from None
+    if not real.is_relative_to(real_tree):
+        raise ManifestError(p, f"{where}path {rel[:200]!r} leaves {tree} through a symlink")
+    return full
+
+
+def load_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Parse and check a manifest (the files it names are checked by their readers).
+
+    A directory is taken to mean the `runtime_binaries.json` inside it.  Any
+    problem, however malformed the input, is one ManifestError naming the file.
+    """
+    p = Path(path)
+    try:
+        if p.is_dir():
+            p = p / MANIFEST_NAME
+    except (OSError, ValueError):
+        pass  # _read reports it against the path as given
+    data = _read(p)
     if not isinstance(data, dict):
         raise ManifestError(p, "top level must be a JSON object")
     version = _require(p, data, "schema_version", int)
@@ -145,9 +213,9 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         raise ManifestError(
             p, f"schema_version {version} is not supported (this reader knows {known})"
         )
-    arch = _require(p, data, "arch", str)
-    runtime = _require(p, data, "runtime", str)
-    mode = data.get("mode", "release")
+    arch = _name(p, data, "arch")
+    runtime = _name(p, data, "runtime")
+    mode = _name(p, data, "mode", default="release")
     raw_bins = _require(p, data, "binaries", dict)
     here = p.parent.absolute()
     binaries: dict[str, BinaryRecord] = {}
@@ -157,21 +225,25 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         rel = _require(p, entry, "path", str, where)
         fp = _require(p, entry, "fingerprint", str, where)
         if not is_fingerprint(fp):
-            raise ManifestError(p, f"{where}fingerprint {fp!r} is not 16 lowercase hex digits")
+            raise ManifestError(p, f"{where}fingerprint {fp[:80]!r} is not 16 lowercase hex digits")
         build_id = entry.get("build_id")
-        if build_id is not None and not isinstance(build_id, str):
-            raise ManifestError(p, f"{where}build_id must be a string or null")
+        if build_id is not None and not (
+            isinstance(build_id, str) and _BUILD_ID_RE.match(build_id)
+        ):
+            raise ManifestError(p, f"{where}build_id must be a short printable string or null")
         sha256 = None
         if version >= 2:
             sha256 = _require(p, entry, "sha256", str, where)
             if not is_sha256(sha256):
-                raise ManifestError(p, f"{where}sha256 {sha256!r} is not 64 lowercase hex digits")
+                raise ManifestError(
+                    p, f"{where}sha256 {sha256[:80]!r} is not 64 lowercase hex digits"
+                )
         size = _require(p, entry, "size", int, where)
-        if size < 0:
-            raise ManifestError(p, f"{where}size {size} is negative")
+        if not 0 <= size <= MAX_BINARY_BYTES:
+            raise ManifestError(p, f"{where}size {str(size)[:40]} is out of range")
         binaries[role] = BinaryRecord(
             role=role,
-            path=Path(os.path.normpath(here / rel)),
+            path=_binary_path(p, here, rel, where),
             size=size,
             fingerprint=fp,
             build_id=build_id,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import struct
 import time
 from pathlib import Path
 
@@ -24,9 +25,20 @@ ARCHES = ("a2a3", "a5")
 RUNTIMES = ("host_build_graph", "tensormap_and_ringbuffer")
 
 
+def elf_header() -> bytes:
+    """A 64-byte ELF header of a shared object for this host: what warm requires."""
+    from simpler_build.elf import ET_DYN, host_elf_ident
+
+    cls, data, machine = host_elf_ident()
+    order = "<" if data == 1 else ">"
+    ident = b"\x7fELF" + bytes([cls, data, 1]) + bytes(9)
+    return ident + struct.pack(order + "HH", ET_DYN, machine) + bytes(44)
+
+
 def blob(seed: int, size: int) -> bytes:
-    """Deterministic pseudo-random bytes (distinct per seed)."""
-    return random.Random(seed).randbytes(size)
+    """Deterministic pseudo-random bytes (distinct per seed) behind an ELF header."""
+    head = elf_header()
+    return head + random.Random(seed).randbytes(max(0, size - len(head)))
 
 
 def _record(role: str, path: Path) -> BinaryRecord:
@@ -52,9 +64,9 @@ def write_manifest(
         "inner_so": out_dir / f"libsimpler_inner_{runtime}{tag}.so",
         "aicore": out_dir / "aicore_kernel.o",
     }
-    files["dispatcher"].write_bytes(b"\x7fELF-dispatcher-" + arch.encode())
+    files["dispatcher"].write_bytes(elf_header() + b"dispatcher-" + arch.encode())
     files["inner_so"].write_bytes(inner)
-    files["aicore"].write_bytes(b"\x7fELF-aicore-" + arch.encode())
+    files["aicore"].write_bytes(elf_header() + b"aicore-" + arch.encode())
     path = out_dir / MANIFEST_NAME
     manifest = Manifest(
         path=path,
@@ -140,18 +152,21 @@ def warm_worker(cache_dir: str, sources: list[str], start: object, chunk_delay: 
 
 
 def get_loop_worker(
-    cache_dir: str, expected: dict[str, int], start: object, seconds: float
+    cache_dir: str, expected: dict[str, int], start: object, max_calls: int = 1_000_000
 ) -> dict[str, int]:
-    """Call get in a loop while writers run; check every byte seen, both via the
-    returned path and by reading the final object name directly."""
+    """Call get in a loop while writers run, until every object has been served complete;
+    check every byte seen, both via the returned path and by reading the final object
+    name directly.  `max_calls` only stops a reader whose writers died."""
     from simpler_build.cache.fingerprint import fingerprint_bytes
     from simpler_build.cache.store import ArtifactCache
 
     cache = ArtifactCache(cache_dir)
     counts = {"none": 0, "complete": 0, "bad": 0, "raw_seen": 0, "calls": 0}
+    served: set[str] = set()
     start.wait()  # type: ignore[attr-defined]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while len(served) < len(expected):
+        if counts["calls"] >= max_calls:
+            raise AssertionError(f"only {len(served)} of {len(expected)} objects ever appeared")
         for fp, size in expected.items():
             path = cache.get(fp)
             counts["calls"] += 1
@@ -161,6 +176,8 @@ def get_loop_worker(
                 data = path.read_bytes()
                 ok = len(data) == size and fingerprint_bytes(data) == fp
                 counts["complete" if ok else "bad"] += 1
+                if ok:
+                    served.add(fp)
             raw = cache.layout.object_path(fp)
             try:
                 data = raw.read_bytes()
@@ -172,38 +189,29 @@ def get_loop_worker(
     return counts
 
 
-SLOW_WRITER = r"""
-import sys, time
+PAUSED_WRITER = r"""
+import os, sys
 from pathlib import Path
 from simpler_build.cache import atomic
 from simpler_build.cache.store import ArtifactCache
 
-marker = Path(sys.argv[3])
+ready = int(sys.argv[3])
 real = atomic._write_chunk
-
 written = 0
 
-def slow(fd, chunk):
-    # Only the object is big; the metadata written before it goes at full speed.
+def pause_mid_object(fd, chunk):
+    # Only the object is big; its metadata is written whole before it.
     global written
     real(fd, chunk)
     if len(chunk) == atomic.CHUNK:
         written += len(chunk)
-        if written >= 4 * atomic.CHUNK:
-            marker.touch()
-        time.sleep(0.05)
+        if written == 4 * atomic.CHUNK:
+            os.write(ready, b"!")  # handshake: mid-write now, and it stays that way
+            sys.stdin.read()  # until killed
 
-atomic._write_chunk = slow
+atomic._write_chunk = pause_mid_object
 ArtifactCache(sys.argv[1]).put(Path(sys.argv[2]), arch="a5", runtime="slow")
 """
-
-
-def wait_for(path: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path} did not appear within {timeout} s")
-        time.sleep(0.01)
 
 
 def run_env(cache_dir: Path | None = None) -> dict[str, str]:

@@ -10,7 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from cache_helpers import binaries_of, make_build, make_manifest_set, run_env, write_manifest
+from cache_helpers import (
+    binaries_of,
+    elf_header,
+    make_build,
+    make_manifest_set,
+    run_env,
+    write_manifest,
+)
 
 from simpler_build.cache import ArtifactCache, FingerprintMismatch, SourceError
 from simpler_build.cache.cli import main, parse_size
@@ -189,7 +196,7 @@ def test_warm_fast_path_imports_neither_tqdm_nor_filelock(tmp_path: Path) -> Non
 
 
 def test_warm_many_manifests_deduplicates(cache: ArtifactCache, tmp_path: Path) -> None:
-    same = b"shared inner so" * 1000
+    same = elf_header() + b"shared inner so" * 1000
     m1, fp = write_manifest(tmp_path / "x", "a5", "rt", same)
     m2, _ = write_manifest(tmp_path / "y", "a5", "rt", same)
     report = warm(cache, [m1, m2, m1])

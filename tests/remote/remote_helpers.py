@@ -13,20 +13,23 @@ from pathlib import Path
 import xxhash
 
 from simpler_build.manifest import MANIFEST_NAME, BinaryRecord, Manifest, dump_manifest
+from tests.cache.cache_helpers import elf_header
 
 REPO = Path(__file__).resolve().parents[2]
 ROLES = ("dispatcher", "inner_so", "aicore")
 
 
 def blob(seed: int, size: int) -> bytes:
-    return random.Random(seed).randbytes(size)
+    """Random bytes behind a host ELF header (push sends only loadable shared objects)."""
+    head = elf_header()
+    return head + random.Random(seed).randbytes(max(0, size - len(head)))
 
 
 def synthetic_build(base: Path, manifests: int, size: int, seed: int = 0) -> dict[str, bytes]:
     """`manifests` schema-2 manifests, each naming three distinct random binaries.
 
-    Returns {fingerprint: bytes} of every binary.  The bytes are not ELF files:
-    fetch and push move bytes, and never look inside them.
+    Returns {fingerprint: bytes} of every binary: random bytes behind an ELF
+    header, which is all that push and warm look at.
     """
     out: dict[str, bytes] = {}
     for k in range(manifests):

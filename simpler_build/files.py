@@ -1,0 +1,90 @@
+"""Opening files that must be regular files, without ever blocking.
+
+A FIFO or a device file opened for reading blocks forever (a FIFO until a
+writer appears, a tty until input arrives), so every path the toolkit reads
+from a manifest, a build tree or a cache goes through `open_regular`: it
+opens with O_NONBLOCK, checks `fstat`, and refuses anything but a regular
+file with `NotRegularFile`, whose message says what the path is instead.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISLNK, "a symlink"),
+)
+
+
+def kind_of(mode: int) -> str:
+    """'a FIFO', 'a directory', ... for a stat mode that is not a regular file."""
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+class NotRegularFile(OSError):
+    """The path exists but is a FIFO, device, socket or directory, not a regular file."""
+
+    def __init__(self, path: str | os.PathLike[str], mode: int) -> None:
+        self.kind = kind_of(mode)
+        super().__init__(errno.EINVAL, f"is {self.kind}, not a regular file", os.fspath(path))
+
+
+class FileTooLarge(OSError):
+    """A file larger than the caller will read into memory (a manifest of gigabytes)."""
+
+    def __init__(self, path: str | os.PathLike[str], size: int, limit: int) -> None:
+        super().__init__(
+            errno.EFBIG, f"is {size} bytes, more than the {limit} allowed", os.fspath(path)
+        )
+
+
+def open_regular(path: str | os.PathLike[str], *, follow_symlinks: bool = True) -> int:
+    """A read-only descriptor of a regular file; never blocks on a FIFO or device."""
+    flags = os.O_RDONLY | _O_CLOEXEC | _O_NONBLOCK | (0 if follow_symlinks else _O_NOFOLLOW)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise NotRegularFile(path, mode)
+    return fd
+
+
+def read_regular(path: str | os.PathLike[str], max_size: int | None = None) -> bytes:
+    """The whole content of a regular file (refusing one over `max_size` bytes)."""
+    fd = open_regular(path)
+    try:
+        size = os.fstat(fd).st_size
+        if max_size is not None and size > max_size:
+            raise FileTooLarge(path, size, max_size)
+        parts = []
+        remaining = size + 1 if max_size is None else max_size + 1
+        while remaining > 0 and (chunk := os.read(fd, min(max(size, 1 << 16), remaining))):
+            parts.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(parts)
+        if max_size is not None and len(data) > max_size:  # grew while being read
+            raise FileTooLarge(path, len(data), max_size)
+        return data
+    finally:
+        os.close(fd)
+
+
+__all__ = ["FileTooLarge", "NotRegularFile", "kind_of", "open_regular", "read_regular"]
