@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cache_helpers import SLOW_WRITER, run_env, temp_files, wait_for
+from cache_helpers import PAUSED_WRITER, run_env, temp_files
 
 from simpler_build.cache import ArtifactCache, fingerprint_bytes
 
@@ -24,20 +24,23 @@ def test_sigkill_mid_write_then_gc_then_put(tmp_path: Path) -> None:
     data = os.urandom(1 << 20) * (BIG >> 20)
     src.write_bytes(data)
     fp = fingerprint_bytes(data)
-    marker = tmp_path / "writing"
-
+    ready_r, ready_w = os.pipe()
     proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_WRITER, str(cache_dir), str(src), str(marker)],
+        [sys.executable, "-c", PAUSED_WRITER, str(cache_dir), str(src), str(ready_w)],
         env=run_env(),
+        stdin=subprocess.PIPE,
+        pass_fds=(ready_w,),
     )
+    os.close(ready_w)
     try:
-        wait_for(marker)
+        assert os.read(ready_r, 1) == b"!", "the writer died before reaching mid-write"
         # Mid-write: the final name does not exist, readers miss, a temp file exists.
         assert not cache.layout.object_path(fp).exists()
         assert cache.get(fp) is None
         assert not cache.contains(fp)
         assert temp_files(cache_dir)
     finally:
+        os.close(ready_r)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
