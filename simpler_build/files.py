@@ -55,7 +55,15 @@ class FileTooLarge(OSError):
 def open_regular(path: str | os.PathLike[str], *, follow_symlinks: bool = True) -> int:
     """A read-only descriptor of a regular file; never blocks on a FIFO or device."""
     flags = os.O_RDONLY | _O_CLOEXEC | _O_NONBLOCK | (0 if follow_symlinks else _O_NOFOLLOW)
-    fd = os.open(path, flags)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        # A socket cannot be opened at all (ENXIO): say what it is, not "no such device".
+        if exc.errno in (errno.ENXIO, errno.ENODEV, errno.EOPNOTSUPP):
+            mode = os.stat(path, follow_symlinks=follow_symlinks).st_mode
+            if not stat.S_ISREG(mode):
+                raise NotRegularFile(path, mode) from None
+        raise
     try:
         mode = os.fstat(fd).st_mode
     except BaseException:
