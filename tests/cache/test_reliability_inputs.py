@@ -207,9 +207,7 @@ _FIELDS = ("path", "size", "fingerprint", "sha256", "build_id")
 _FIXTURE = [HealthCheck.function_scoped_fixture]
 
 
-@settings(
-    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=1500, deadline=None, suppress_health_check=_FIXTURE)
 @given(
     role=st.sampled_from(("dispatcher", "inner_so", "aicore")),
     field=st.sampled_from(_FIELDS),
@@ -238,9 +236,7 @@ def test_generated_manifests_are_refused_in_one_line_or_loaded(
         assert exc.path == case and "\n" not in str(exc)
 
 
-@settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=1000, deadline=None, suppress_health_check=_FIXTURE)
 @given(raw=st.binary(max_size=300))
 def test_generated_bytes_are_refused_in_one_line(tmp_path: Path, raw: bytes) -> None:
     path = tmp_path / MANIFEST_NAME
@@ -258,9 +254,7 @@ _ARG = st.sampled_from(
 ) | st.text(max_size=12)  # fmt: skip
 
 
-@settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=600, deadline=None, suppress_health_check=_FIXTURE)
 @given(argv=st.lists(_ARG, max_size=5))
 def test_generated_command_lines_never_raise_and_never_clear(
     tmp_path: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
