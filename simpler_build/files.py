@@ -58,8 +58,9 @@ def open_regular(path: str | os.PathLike[str], *, follow_symlinks: bool = True) 
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        # A socket cannot be opened at all (ENXIO): say what it is, not "no such device".
-        if exc.errno in (errno.ENXIO, errno.ENODEV, errno.EOPNOTSUPP):
+        # A socket cannot be opened at all (ENXIO), and O_NOFOLLOW refuses a symlink
+        # (ELOOP): say what the path is, not "no such device" or "too many links".
+        if exc.errno in (errno.ENXIO, errno.ENODEV, errno.EOPNOTSUPP, errno.ELOOP):
             mode = os.stat(path, follow_symlinks=follow_symlinks).st_mode
             if not stat.S_ISREG(mode):
                 raise NotRegularFile(path, mode) from None
