@@ -27,7 +27,7 @@ COUNTER_NAMES = (
     "corruptions",
     "bytes_added",
     "bytes_evicted",
-    # The remote tier (DESIGN.md "Remote tier"): objects pulled and verified,
+    # The remote tier (docs/architecture.md "Remote tier"): objects pulled and verified,
     # asked for but absent, failed requests, pulled but refused, and bytes.
     "remote_hits",
     "remote_misses",

@@ -1,4 +1,4 @@
-"""XXH3-64 content fingerprints (DESIGN.md: one definition, two languages).
+"""XXH3-64 content fingerprints (docs/architecture.md: one definition, two languages).
 
 The fingerprint of a file is XXH3-64 (seed 0) of its whole bytes as 16
 lowercase hex digits -- the same value the C dispatcher computes with the

@@ -1,6 +1,6 @@
 """Where each binary of a manifest comes from: beside it, the local cache, or a remote.
 
-DESIGN.md "The cache is the read path": the file beside the manifest when it
+docs/architecture.md "The cache is the read path": the file beside the manifest when it
 hashes to the recorded fingerprint; otherwise the local cache entry (a
 verified `get`, counted as a hit); otherwise a verified pull from the
 configured remotes; otherwise `BinaryUnavailable`, one line naming the

@@ -5,7 +5,7 @@ remote (in the order configured) for what is still missing; `push` sends
 the binaries a remote lacks.  The trust boundary is here, not in
 `simpler_build.remote`: a pulled object is written to the local cache only
 when its XXH3-64 equals the fingerprint *and* its SHA-256 equals the local
-manifest's (DESIGN.md "Remote tier").  Without a manifest SHA-256 (schema-1
+manifest's (docs/architecture.md "Remote tier").  Without a manifest SHA-256 (schema-1
 manifests, a bare fingerprint) the remote's own metadata SHA-256 is used,
 which trusts the server; docs/remote.md says so.  A remote failure is a
 warning (printed by RemoteStorage); only a binary available nowhere is an

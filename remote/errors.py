@@ -1,7 +1,7 @@
 """Errors of the remote tier.
 
 Only configuration is an error a user sees as a failure: a remote that is
-down, slow or broken is a warning (DESIGN.md "Remote tier"), reported by
+down, slow or broken is a warning (docs/architecture.md "Remote tier"), reported by
 `RemoteStorage` itself and never raised past it.
 """
 

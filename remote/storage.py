@@ -1,6 +1,6 @@
 """RemoteStorage: one Redis server or Redis Cluster holding cache objects.
 
-A dumb, untrusted byte store.  Keys (DESIGN.md "Remote tier"):
+A dumb, untrusted byte store.  Keys (docs/architecture.md "Remote tier"):
 
     simpler:v1:obj:<xxh3>    the object's bytes
     simpler:v1:meta:<xxh3>   JSON: size, sha256, arch, runtime, build_id, role, created

@@ -1,6 +1,6 @@
 """LoadAicpuOp: get an inner AICPU runtime SO onto the device once, and its entry points once.
 
-DESIGN.md "The bootstrap path": the dispatcher preinstalls the inner SO as
+docs/architecture.md "The bootstrap path": the dispatcher preinstalls the inner SO as
 `simpler_inner_<fp>.so`; the host then loads an op-registration JSON whose
 opTypes carry the fingerprint (two runtimes never collide) and resolves
 `simpler_aicpu_init` / `simpler_aicpu_exec` a single time.  The bootstrap is
@@ -133,7 +133,7 @@ class LoadAicpuOp:
         inner = self.bins.inner_so.read_bytes()
         if not inner:
             raise BinaryError(self.bins.inner_so, "inner SO is empty")
-        # The bytes that go to the device are the ones hashed (DESIGN.md: every
+        # The bytes that go to the device are the ones hashed (docs/architecture.md: every
         # byte the runtime loads is checked against the manifest at load time).
         if fingerprint_bytes(inner) != self.fingerprint:
             raise BinaryError(self.bins.inner_so, "inner SO changed while being bootstrapped")

@@ -1,6 +1,6 @@
 """DeviceRunner: prepare a graph once, run it many times, with handles registered once.
 
-DESIGN.md "The AICore handle": the AICore binary is registered lazily on the
+docs/architecture.md "The AICore handle": the AICore binary is registered lazily on the
 first run, the handle cached and reused by every later run, and dropped in
 `finalize()`, whose context teardown is what frees the pinned ELF.  A run
 allocates nothing: it copies inputs in, makes one `rtsLaunchCpuKernel` of
