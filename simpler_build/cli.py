@@ -8,13 +8,23 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in {"-h", "--help"}:
-        print("usage: simpler-build cache {warm,fetch,push,stats,verify,gc,ls,clear} ...")
+        print(
+            "usage: simpler-build cache {warm,fetch,push,stats,verify,gc,ls,clear} ...\n"
+            "       simpler-build repro-check [--arch A] [--mode M] [--source DIR] [--json]"
+        )
         return 0 if args else 2
     if args[0] == "cache":
         from simpler_build.cache.cli import main as cache_main
 
         return cache_main(args[1:])
-    print(f"simpler-build: unknown command {args[0]!r} (expected: cache)", file=sys.stderr)
+    if args[0] == "repro-check":
+        from simpler_build.repro import main as repro_main
+
+        return repro_main(args[1:])
+    print(
+        f"simpler-build: unknown command {args[0]!r} (expected: cache, repro-check)",
+        file=sys.stderr,
+    )
     return 2
 
 
