@@ -111,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("clear", parents=[common], help="remove every cached object")
     p.add_argument("--yes", action="store_true", help="really remove everything")
+    p.add_argument("--json", action="store_true")
     return parser
 
 
@@ -262,6 +263,8 @@ def _cmd_verify(cache: Any, args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(report.to_json())
     else:
+        for finding in report.findings:
+            print(finding.line())
         for bad in report.corrupt:
             fix = ""
             if bad.quarantined_to is not None:
@@ -269,7 +272,8 @@ def _cmd_verify(cache: Any, args: argparse.Namespace) -> int:
             elif bad.repaired:
                 fix = " (metadata rewritten)"
             print(f"corrupt: {bad.path}: {bad.problem}{fix}")
-        print(f"verify: {report.checked} checked, {len(report.corrupt)} corrupt")
+        gone = f", {len(report.gone)} evicted meanwhile" if report.gone else ""
+        print(f"verify: {report.checked} checked, {len(report.corrupt)} corrupt{gone}")
     return 0 if report.clean else 1
 
 
@@ -278,6 +282,8 @@ def _cmd_gc(cache: Any, args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(report.to_json())
         return 0
+    for finding in report.findings:
+        print(finding.line())
     evicted = sum(e.size for e in report.evicted)
     print(
         f"gc: removed {len(report.temp_removed)} temp files, "
@@ -286,6 +292,12 @@ def _cmd_gc(cache: Any, args: argparse.Namespace) -> int:
         f"{report.quarantine_removed} old quarantined objects; "
         f"evicted {len(report.evicted)} entries ({format_size(evicted)}); "
         f"size {format_size(report.bytes_before)} -> {format_size(report.bytes_after)}"
+        + (
+            f"; unusable: {len(report.removed_unknown)} removed, "
+            f"{len(report.quarantined_unknown)} quarantined, {len(report.skipped)} skipped"
+            if report.findings
+            else ""
+        )
     )
     return 0
 
@@ -307,8 +319,18 @@ def _cmd_clear(cache: Any, args: argparse.Namespace) -> int:
     if not args.yes:
         print(f"{PROG}: error: {cache.root}: refusing to clear without --yes", file=sys.stderr)
         return 2
-    removed = cache.clear()
-    print(f"clear: removed {removed} entries from {cache.root}")
+    from simpler_build.cache.maintenance import clear
+
+    report = clear(cache)
+    if args.json:
+        _emit_json({"cache_dir": str(cache.root), **report.to_json()})
+        return 0
+    for finding in report.findings:
+        print(finding.line())
+    print(
+        f"clear: removed {report.removed} entries from {cache.root}"
+        + (f" ({len(report.skipped)} skipped)" if report.skipped else "")
+    )
     return 0
 
 

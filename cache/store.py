@@ -278,7 +278,10 @@ class ArtifactCache:
 
         def num(key: str) -> float:
             value = meta.get(key)
-            return float(value) if isinstance(value, int | float) else 0.0
+            try:
+                return float(value) if isinstance(value, int | float) else 0.0
+            except OverflowError:  # an integer too big for a float: unusable, like a string
+                return 0.0
 
         # The LRU clock is the metadata file's mtime (get bumps it with utime);
         # the JSON "last_used" only records the time the metadata was written.
@@ -538,17 +541,25 @@ class ArtifactCache:
         self._bump(hits=1)
         return Path(path)
 
-    def _quarantine(self, fp: str, seen: os.stat_result | None, problem: str) -> Path | None:
+    def _quarantine(
+        self,
+        fp: str,
+        seen: os.stat_result | None,
+        problem: str,
+        timeout: float = LOCK_TIMEOUT,
+    ) -> Path | None:
         """Move a bad object (and its metadata) out of the store, under the entry lock.
 
         `seen` is the stat of the copy judged bad; if the name now points at a
-        different inode, someone already replaced it and nothing is moved.
+        different inode, someone already replaced it and nothing is moved.  A
+        quarantine/ that is a symlink is refused: nothing leaves the cache root.
+        `timeout` 0 lets gc pass over an entry a live writer holds.
         """
         lay = self.layout
         obj = lay.object_path(fp)
         try:
             self._ensure_root()
-            with self._lock(fp):
+            with self._lock(fp, timeout):
                 try:
                     now = os.lstat(obj)
                 except FileNotFoundError:
@@ -556,6 +567,8 @@ class ArtifactCache:
                 if seen is not None and (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino):
                     return None
                 lay.quarantine.mkdir(exist_ok=True)
+                if not stat.S_ISDIR(os.lstat(lay.quarantine).st_mode):
+                    return None
                 stem = f"{fp}-{time.time_ns()}-{os.getpid()}"
                 dest = lay.quarantine / f"{stem}.so"
                 os.rename(obj, dest)
@@ -574,26 +587,38 @@ class ArtifactCache:
         for fp, _kind in self._scan(kinds=("so",)):
             try:
                 st = self._lstat_object(fp)
-            except UnsafePathError:
+            except (UnsafePathError, OSError):  # not a usable object: verify/gc report it
                 continue
             if st is not None:
                 out.append(self._entry(fp, st.st_size, self._read_meta(fp)))
         return sorted(out, key=lambda e: e.fingerprint)
 
     def _scan(self, kinds: tuple[str, ...] = ("so", "json")) -> Iterator[tuple[str, str]]:
-        """(fingerprint, kind) of every published name in the object tree."""
+        """(fingerprint, kind) of every published name in the object tree.
+
+        Never follows a symlink at objects/ or at a shard, and passes over a
+        shard it cannot list: listing must not fail on one bad directory.
+        """
         objects = self.layout.objects
         if self.root.exists() and not self.root.is_dir():
             raise CacheRootError(self.root, "not a directory")
         try:
-            shards = sorted(os.scandir(objects), key=lambda d: d.name)
-        except (FileNotFoundError, NotADirectoryError):
+            if not stat.S_ISDIR(os.lstat(objects).st_mode):
+                return
+            with os.scandir(objects) as it:
+                shards = sorted(it, key=lambda d: d.name)
+        except OSError:
             return
         for shard in shards:
             if len(shard.name) != 2 or not shard.is_dir(follow_symlinks=False):
                 continue
-            for item in os.scandir(shard.path):
-                parsed = parse_entry_name(item.name)
+            try:
+                with os.scandir(shard.path) as it:
+                    names = [item.name for item in it]
+            except OSError:
+                continue
+            for name in names:
+                parsed = parse_entry_name(name)
                 if parsed and parsed[1] in kinds and parsed[0][:2] == shard.name:
                     yield parsed
 
@@ -605,9 +630,10 @@ class ArtifactCache:
         except OSError as exc:
             raise classify_os_error(self.layout.stats_file, exc, "read statistics") from None
         try:
-            quarantined = sum(
-                1 for p in os.scandir(self.layout.quarantine) if p.name.endswith(".so")
-            )
+            quarantined = 0
+            if stat.S_ISDIR(os.lstat(self.layout.quarantine).st_mode):  # never a symlink's
+                with os.scandir(self.layout.quarantine) as it:
+                    quarantined = sum(1 for p in it if p.name.endswith(".so"))
         except OSError:
             quarantined = 0
         return CacheStats(
@@ -637,10 +663,11 @@ class ArtifactCache:
         """Remove every entry (and the quarantine); returns the number of objects removed.
 
         Leaves counters, CACHEDIR.TAG and the sibling `scons/` and `sim/` trees alone.
+        `maintenance.clear` returns the full report (what was skipped and why).
         """
         from simpler_build.cache.maintenance import clear
 
-        return clear(self)
+        return clear(self).removed
 
 
 __all__ = ["ArtifactCache", "CacheEntry", "CacheStats"]

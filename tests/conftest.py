@@ -73,6 +73,16 @@ def built_tree() -> BuiltTree:
     return BuiltTree(build_dir)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--stress-seconds",
+        type=float,
+        default=None,
+        metavar="N",
+        help="run the cache stress test for N seconds (also $SIMPLER_STRESS_SECONDS)",
+    )
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_SESSION_ROOT, ignore_errors=True)
 
