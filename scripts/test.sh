@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up, lint, and run the whole test suite (CI runs exactly this).
+# Set up, lint, run the whole test suite, then the curated mutants (CI runs exactly this).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
@@ -8,3 +8,6 @@ export PATH="$PWD/.venv/bin:$PATH"
 ruff check .
 ruff format --check .
 pytest -q "$@"
+# The curated mutants (tests/mutants.py): every deliberate bug in a promise of
+# docs/architecture.md must be caught by its paired tests.
+python tests/mutants.py

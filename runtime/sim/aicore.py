@@ -13,6 +13,7 @@ import ctypes
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from ..abi import KERNEL_COUNT, KernelArgs, KernelEntry, KernelFn
 from .device import Context, Device, Stream
@@ -43,6 +44,7 @@ class KernelHandle:
     table: ctypes.Array  # uint64 function addresses, 0 for an empty slot
     names: dict[int, str]
     alive: bool = True
+    kind: ClassVar[str] = "aicore_handle"
 
     @property
     def kernel_table(self) -> int:

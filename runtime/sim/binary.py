@@ -17,6 +17,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from simpler_build.cache.fingerprint import fingerprint_bytes
 
@@ -49,6 +50,7 @@ class BinHandle:
     libs: list[SharedLib]
     resident: list[int] = field(default_factory=list)  # HBM blocks holding the SO bytes
     alive: bool = True
+    kind: ClassVar[str] = "binary"
 
     def check(self, call: str) -> Device:
         if not self.alive:

@@ -50,6 +50,8 @@ class Device:
         self.contexts: list[Context] = []
         self.broken: CannError | None = None
         self.stats: Counter[str] = Counter()
+        #: Live resources that context teardowns (not the host) released, by kind.
+        self.released_at_teardown: Counter[str] = Counter()
         #: opType -> (fingerprint of its kernel SO, live binaries registering it)
         self.op_types: dict[str, tuple[str, int]] = {}
         self.lock = threading.RLock()
@@ -72,17 +74,28 @@ class Device:
 
 
 class Context:
-    """Owns allocations, loaded binaries, kernel registrations and streams of one user."""
+    """Owns allocations, loaded binaries, kernel registrations and streams of one user.
+
+    It counts what it still holds by kind (`live()`) and records what its
+    teardown had to release (`released_at_teardown`): teardown frees
+    everything, so without the record a host that forgets to destroy its
+    stream or unload its binary would look exactly like one that did.
+    """
 
     def __init__(self, device: Device) -> None:
         self.device = device
         self.alive = True
-        self.resources: list[Any] = []  # objects with a release() method, freed at teardown
+        self.resources: list[Any] = []  # objects with a release() method and a `kind`
+        self.released_at_teardown: Counter[str] = Counter()
 
     def check(self, call: str) -> Device:
         if not self.alive:
             raise CannError(ACL_ERROR_RT_INVALID_HANDLE, call, "context was destroyed or reset")
         return self.device
+
+    def live(self) -> Counter[str]:
+        """Live resources by kind: "stream", "binary" (rtsBinaryLoadFromFile), "aicore_handle"."""
+        return Counter(res.kind for res in self.resources if res.alive)
 
     def release_resource(self, resource: Any) -> None:
         """Release one resource early (rtStreamDestroy, rtsBinaryUnload) and stop owning it."""
@@ -95,6 +108,8 @@ class Context:
         if not self.alive:
             return
         self.alive = False
+        self.released_at_teardown = self.live()
+        self.device.released_at_teardown.update(self.released_at_teardown)
         for res in reversed(self.resources):
             res.release()
         self.resources.clear()
@@ -103,6 +118,8 @@ class Context:
 
 class Stream:
     """Launches run synchronously; a failure is held and raised by rtStreamSynchronize."""
+
+    kind = "stream"
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx

@@ -1,4 +1,4 @@
-"""The extend-kernels loader: `rtAicpuKernelLaunchExWithArgs` (DESIGN.md, bootstrap steps 1-2).
+"""The extend-kernels loader: `rtAicpuKernelLaunchExWithArgs` (architecture.md, bootstrap 1-2).
 
 It reads the dispatcher bytes and the DeviceArgs block out of device memory,
 writes the dispatcher to a private temporary file, dlopens it, insists on all

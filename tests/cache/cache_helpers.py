@@ -139,24 +139,37 @@ def slow_down_writes(chunk_delay: float, chunk_size: int = 64 << 10) -> None:
     atomic._write_chunk = slow
 
 
-def warm_worker(cache_dir: str, sources: list[str], start: object, chunk_delay: float = 0.0) -> int:
-    """Wait for the common start, warm, return how many SOs this process added."""
+def warm_worker(
+    cache_dir: str,
+    sources: list[str],
+    start: object,
+    chunk_delay: float = 0.0,
+    writers_done: object = None,
+) -> int:
+    """Wait for the common start, warm, return how many SOs this process added; count
+    this writer in `writers_done` (a shared int) when it stops, however it stops."""
     from simpler_build.cache.store import ArtifactCache
     from simpler_build.cache.warm import warm
 
     if chunk_delay:
         slow_down_writes(chunk_delay)
     start.wait()  # type: ignore[attr-defined]
-    report = warm(ArtifactCache(cache_dir), [Path(s) for s in sources])
+    try:
+        report = warm(ArtifactCache(cache_dir), [Path(s) for s in sources])
+    finally:
+        if writers_done is not None:
+            with writers_done.get_lock():  # type: ignore[attr-defined]
+                writers_done.value += 1  # type: ignore[attr-defined]
     return len(report.added)
 
 
 def get_loop_worker(
-    cache_dir: str, expected: dict[str, int], start: object, max_calls: int = 1_000_000
+    cache_dir: str, expected: dict[str, int], start: object, writers_done: object, writers: int
 ) -> dict[str, int]:
-    """Call get in a loop while writers run, until every object has been served complete;
-    check every byte seen, both via the returned path and by reading the final object
-    name directly.  `max_calls` only stops a reader whose writers died."""
+    """Call get in a loop while the writers run -- until every object has been served
+    complete, or for one last round once all `writers` have stopped (a count, not a
+    duration) -- checking every byte seen, both via the returned path and by reading
+    the final object name directly."""
     from simpler_build.cache.fingerprint import fingerprint_bytes
     from simpler_build.cache.store import ArtifactCache
 
@@ -165,8 +178,7 @@ def get_loop_worker(
     served: set[str] = set()
     start.wait()  # type: ignore[attr-defined]
     while len(served) < len(expected):
-        if counts["calls"] >= max_calls:
-            raise AssertionError(f"only {len(served)} of {len(expected)} objects ever appeared")
+        last_round = writers_done.value == writers  # type: ignore[attr-defined]
         for fp, size in expected.items():
             path = cache.get(fp)
             counts["calls"] += 1
@@ -186,6 +198,9 @@ def get_loop_worker(
             counts["raw_seen"] += 1
             if len(data) != size or fingerprint_bytes(data) != fp:
                 counts["bad"] += 1
+        if last_round:
+            break
+    counts["served"] = len(served)
     return counts
 
 

@@ -1,0 +1,966 @@
+#!/usr/bin/env python3
+"""Curated mutants: deliberate bugs in the promises of docs/architecture.md, each with the tests
+that must catch it.
+
+    python tests/mutants.py                 # run every mutant; exit 1 if one survives
+    python tests/mutants.py --list [--json] # what is in the list
+    python tests/mutants.py NAME... [--json] [-j N] [--keep]
+
+A mutant is one or more exact text replacements in one file (each `old` must
+occur exactly once, or the run stops before doing anything: a mutant that no
+longer applies is a list to update, not a pass).  Each runs in a scratch copy
+of the tree, where Python imports the copy's code (the package is installed
+editable from the real tree, so the copy gets links matching pyproject's
+package-dir mapping and goes first on PYTHONPATH).  Mutants of Python share
+one build of the C binaries (SIMPLER_TEST_BUILD_DIR); a mutant of C or the
+build rebuilds in its copy.  Only the paired tests run, in parallel, after a
+baseline run of the same tests on the unmutated copy.
+
+Exit status: 0 every mutant killed, 1 a mutant survived, 2 the run itself
+failed (stale mutant text, a mutant that does not build, a failing baseline).
+
+When an issue adds a promise, it adds a mutant here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Suffixes and paths whose change needs a rebuild of the C binaries.
+BUILD_SUFFIXES = (".c", ".cpp", ".h", ".map")
+BUILD_NAMES = ("SConstruct", "SConscript")
+COPY_IGNORE = shutil.ignore_patterns(
+    ".git", ".venv", "build", "__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info"
+)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    file: str  # relative to the repository root
+    edits: tuple[tuple[str, str], ...]  # (old, new), applied in order
+    tests: tuple[str, ...]  # pytest node ids (a function name covers all its parameters)
+    promise: str  # what the mutation breaks
+    survivor: bool = False  # passed the whole suite in issue 14's audit
+
+    @property
+    def needs_build(self) -> bool:
+        path = Path(self.file)
+        return (
+            path.suffix in BUILD_SUFFIXES
+            or path.name in BUILD_NAMES
+            or path.parts[0] == "site_scons"
+        )
+
+
+def m(
+    name: str,
+    file: str,
+    old: str,
+    new: str,
+    tests: tuple[str, ...],
+    promise: str,
+    survivor: bool = False,
+) -> Mutant:
+    """A mutant of one replacement (the common case)."""
+    return Mutant(name, file, ((old, new),), tests, promise, survivor)
+
+
+# Test modules, abbreviated.
+CI = "tests/cache/test_invariants_cache.py::"
+CE = "tests/cache/test_cache_errors.py::"
+CC = "tests/cache/test_cache_corruption.py::"
+CK = "tests/cache/test_cache_crash.py::"
+CV = "tests/cache/test_cache_eviction.py::"
+RI = "tests/runtime/test_invariants_runtime.py::"
+RA = "tests/runtime/test_invariants_abi.py::"
+RB = "tests/runtime/test_runtime_bootstrap.py::"
+RP = "tests/runtime/test_runtime_prepared.py::"
+RS = "tests/runtime/test_runtime_sim.py::"
+RM = "tests/runtime/test_runtime_multiprocess.py::"
+SD = "tests/scons/test_invariants_dispatcher.py::"
+SI = "tests/scons/test_dispatcher_init.py::"
+SM = "tests/scons/test_invariants_manifest.py::"
+
+DURABLE = (CI + "test_put_writes_fsyncs_renames_then_fsyncs_the_directory",)
+MEMO_MTIME = (CI + "test_memo_hits_an_unchanged_file_and_follows_a_same_size_rewrite",)
+MEMO_SIZE = (CI + "test_memo_follows_a_new_size_under_the_old_mtime",)
+COPY_CHECK = (CI + "test_put_refuses_a_source_that_changes_after_it_was_fingerprinted",)
+LIVE_WRITER = (CI + "test_gc_leaves_a_live_writer_alone_then_the_writer_finishes",)
+FINALIZE = (RI + "test_finalize_destroys_its_stream_unloads_its_binary_and_drops_its_handle",)
+STAGING = (RI + "test_a_runner_that_bootstrapped_holds_what_one_that_skipped_holds",)
+OUT_OF_ORDER = (RI + "test_host_build_graph_follows_edges_not_array_order",)
+WAVES = (RI + "test_independent_chains_run_wave_by_wave",)
+ABI = (
+    RA + "test_every_struct_size_and_field_offset_matches_the_header",
+    RA + "test_constants_and_enums_match_the_header",
+)
+MANIFEST_FP = (SM + "test_load_manifest_refuses_a_malformed_fingerprint",)
+DISPATCHER_ORDER = (SD + "test_init_fsyncs_the_temp_file_renames_then_fsyncs_the_directory",)
+DISPATCHER_ATOMIC = (SD + "test_init_replaces_a_bad_file_with_a_new_inode",)
+
+MUTANTS: tuple[Mutant, ...] = (
+    # -- cache/atomic.py: temp file, fsync, rename, fsync of the directory ---------------
+    m(
+        "atomic-no-file-fsync",
+        "cache/atomic.py",
+        "            fill(fd)\n            os.fsync(fd)\n",
+        "            fill(fd)\n",
+        DURABLE,
+        "the temp file is fsynced before the rename",
+        survivor=True,
+    ),
+    m(
+        "atomic-no-dir-fsync",
+        "cache/atomic.py",
+        "        raise\n    fsync_dir(directory)\n",
+        "        raise\n",
+        DURABLE,
+        "the directory is fsynced after the rename",
+        survivor=True,
+    ),
+    Mutant(
+        "atomic-dir-fsync-before-rename",
+        "cache/atomic.py",
+        (
+            (
+                "        os.replace(temp, final)\n",
+                "        fsync_dir(directory)\n        os.replace(temp, final)\n",
+            ),
+            ("        raise\n    fsync_dir(directory)\n", "        raise\n"),
+        ),
+        DURABLE,
+        "the directory fsync comes after the rename, not before",
+    ),
+    m(
+        "atomic-fsync-dir-noop",
+        "cache/atomic.py",
+        "    try:\n        os.fsync(fd)\n    except OSError as exc:",
+        "    try:\n        pass\n    except OSError as exc:",
+        DURABLE,
+        "fsync_dir really fsyncs the directory",
+    ),
+    m(
+        "atomic-publish-in-place",
+        "cache/atomic.py",
+        "    temp = directory / temp_name\n",
+        "    temp = final\n",
+        (*DURABLE, CE + "test_enospc_mid_write_leaves_no_temp_and_keeps_entries"),
+        "a reader never sees a partial object: bytes go to a temp file first",
+    ),
+    m(
+        "atomic-temp-survives-failure",
+        "cache/atomic.py",
+        "        with contextlib.suppress(FileNotFoundError):\n            os.unlink(temp)\n",
+        "        pass\n",
+        (
+            CE + "test_enospc_mid_write_leaves_no_temp_and_keeps_entries",
+            CI + "test_a_failed_fsync_fails_the_put_and_leaves_nothing",
+        ),
+        "a failed write leaves no temp file behind",
+    ),
+    m(
+        "atomic-follows-symlinks",
+        "cache/atomic.py",
+        '_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)',
+        "_O_NOFOLLOW = 0",
+        (CE + "test_symlinked_object_path_is_refused",),
+        "a symlink planted at a cache path is refused, never followed",
+    ),
+    # -- cache/fingerprint.py: the memo key and the fingerprint's shape ------------------
+    # The key is (path, dev, inode, size, mtime_ns, ctime_ns): a mutant zeroes fields in
+    # both the lookup key and the key stored after the read.
+    Mutant(
+        "memo-key-drops-mtime-and-ctime",
+        "cache/fingerprint.py",
+        (
+            ("st.st_size, st.st_mtime_ns, st.st_ctime_ns)", "st.st_size, 0, 0)"),
+            ("        fst.st_mtime_ns,\n        fst.st_ctime_ns,\n", "        0,\n        0,\n"),
+        ),
+        MEMO_MTIME,
+        "a same-size rewrite with a new mtime is hashed again",
+        survivor=True,
+    ),
+    Mutant(
+        "memo-key-drops-size-and-ctime",
+        "cache/fingerprint.py",
+        (
+            ("st.st_size, st.st_mtime_ns, st.st_ctime_ns)", "0, st.st_mtime_ns, 0)"),
+            (
+                "        fst.st_size,\n        fst.st_mtime_ns,\n        fst.st_ctime_ns,\n",
+                "        0,\n        fst.st_mtime_ns,\n        0,\n",
+            ),
+        ),
+        MEMO_SIZE,
+        "a rewrite to a new size under the old mtime is hashed again",
+        survivor=True,
+    ),
+    Mutant(
+        "memo-key-drops-ctime",
+        "cache/fingerprint.py",
+        (
+            ("st.st_mtime_ns, st.st_ctime_ns)", "st.st_mtime_ns, 0)"),
+            ("        fst.st_ctime_ns,\n", "        0,\n"),
+        ),
+        (
+            "tests/cache/test_fingerprint_memo_ctime.py::"
+            "test_in_place_rewrite_with_the_old_mtime_is_hashed_again",
+        ),
+        "a rewrite that restores size and mtime is hashed again",
+    ),
+    m(
+        "memo-never-hits",
+        "cache/fingerprint.py",
+        "        cached = _memo.get(key)\n",
+        "        cached = None\n",
+        MEMO_MTIME,
+        "an unchanged file is read and hashed once per process",
+    ),
+    m(
+        "fingerprint-accepts-upper-case",
+        "cache/fingerprint.py",
+        'all(c in "0123456789abcdef" for c in text)',
+        'all(c in "0123456789abcdefABCDEF" for c in text)',
+        MANIFEST_FP,
+        "a fingerprint is 16 lowercase hex digits",
+    ),
+    m(
+        "fingerprint-any-length",
+        "cache/fingerprint.py",
+        "    return len(text) == FINGERPRINT_HEX_DIGITS and all(",
+        "    return all(",
+        MANIFEST_FP,
+        "a fingerprint is exactly 16 hex digits",
+    ),
+    # -- simpler_build/manifest.py ---------------------------------------------------------
+    m(
+        "manifest-accepts-malformed-fingerprint",
+        "simpler_build/manifest.py",
+        "        if not is_fingerprint(fp):\n",
+        "        if False:\n",
+        MANIFEST_FP,
+        "load_manifest itself refuses a malformed fingerprint",
+        survivor=True,
+    ),
+    # -- cache/store.py: verified reads and writes, under the entry lock -----------------
+    m(
+        "put-skips-copy-hash-check",
+        "cache/store.py",
+        "            if hasher.hexdigest() != fp:\n",
+        "            if False:\n",
+        COPY_CHECK,
+        "put hashes what it copies: a source changed since fingerprinting fails",
+        survivor=True,
+    ),
+    m(
+        "put-keeps-orphan-metadata",
+        "cache/store.py",
+        "            if not os.path.lexists(self.layout.object_path(fp)):\n"
+        "                os.unlink(self.layout.meta_path(fp))\n",
+        "            if not os.path.lexists(self.layout.object_path(fp)):\n                pass\n",
+        (*COPY_CHECK, CE + "test_enospc_mid_write_leaves_no_temp_and_keeps_entries"),
+        "a failed put leaves no metadata without an object",
+    ),
+    m(
+        "get-serves-unverified-bytes",
+        "cache/store.py",
+        "        if actual != fp:\n            self._quarantine(",
+        "        if False:\n            self._quarantine(",
+        (CC + "test_get_quarantines_a_corrupt_object",),
+        "reads verify the fingerprint; a corrupt object is never served",
+    ),
+    m(
+        "quarantine-moves-a-replaced-file",
+        "cache/store.py",
+        "                if seen is not None and (now.st_dev, now.st_ino)"
+        " != (seen.st_dev, seen.st_ino):\n",
+        "                if False:\n",
+        (CI + "test_quarantine_leaves_an_object_replaced_after_it_was_examined",),
+        "quarantine never moves a file replaced after it was examined",
+        survivor=True,
+    ),
+    m(
+        "put-publishes-without-entry-lock",
+        "cache/store.py",
+        "        with self._lock(fp):\n            existing = self._present(fp)\n",
+        "        if True:\n            existing = self._present(fp)\n",
+        (CI + "test_every_entry_file_is_published_under_its_entry_lock",),
+        "every mutation of an entry happens under its flock",
+    ),
+    # -- cache/maintenance.py: gc and eviction next to live writers ----------------------
+    m(
+        "gc-removes-metadata-under-a-held-lock",
+        "cache/maintenance.py",
+        "            if free and not os.path.lexists(lay.object_path(fp)) and _unlink(path):\n"
+        "                report.orphan_meta_removed",
+        "            if not os.path.lexists(lay.object_path(fp)) and _unlink(path):\n"
+        "                report.orphan_meta_removed",
+        LIVE_WRITER,
+        "gc never removes metadata whose entry lock is held",
+        survivor=True,
+    ),
+    m(
+        "gc-unlinks-a-held-lock-file",
+        "cache/maintenance.py",
+        "                if free and not os.path.lexists(lay.object_path(fp)) and _unlink(path):\n"
+        "                    report.orphan_locks_removed",
+        "                if not os.path.lexists(lay.object_path(fp)) and _unlink(path):\n"
+        "                    report.orphan_locks_removed",
+        LIVE_WRITER,
+        "gc never unlinks a lock file someone holds",
+    ),
+    m(
+        "gc-removes-a-live-writers-temp-file",
+        "cache/maintenance.py",
+        "if (free or _age(path, now) > grace) and _unlink(path):",
+        "if _unlink(path):",
+        (CK + "test_gc_keeps_temp_files_of_a_live_writer", *LIVE_WRITER),
+        "gc leaves the temp file of a writer that holds its entry lock",
+    ),
+    m(
+        "gc-sweeps-unknown-temp-files-at-once",
+        "cache/maintenance.py",
+        "elif _age(path, now) > grace and _unlink(path):",
+        "elif _unlink(path):",
+        (CK + "test_gc_removes_unrecognised_temp_files_only_after_grace",),
+        "an unrecognised temp file is only swept after the grace period",
+    ),
+    m(
+        "evict-ignores-a-held-lock",
+        "cache/maintenance.py",
+        "        if not held:\n            return False\n",
+        "        if False:\n            return False\n",
+        (CV + "test_eviction_skips_an_entry_whose_lock_is_held",),
+        "eviction skips an entry whose lock is held",
+    ),
+    m(
+        "evict-most-recently-used-first",
+        "cache/maintenance.py",
+        "key=lambda e: (e.last_used, e.created, e.fingerprint)",
+        "key=lambda e: (-e.last_used, e.created, e.fingerprint)",
+        (CV + "test_gc_evicts_least_recently_used_down_to_the_bound",),
+        "eviction is least-recently-used first",
+    ),
+    m(
+        "evict-the-object-just-added",
+        "cache/maintenance.py",
+        "            if entry.fingerprint in protect:\n                continue\n",
+        "            if False:\n                continue\n",
+        (CV + "test_bounded_cache_evicts_on_put_and_keeps_the_new_object",),
+        "a bounded put never evicts the object it just added",
+    ),
+    m(
+        "verify-repair-does-not-quarantine",
+        "cache/maintenance.py",
+        "bad.quarantined_to = cache._quarantine(fp, st, bad.problem)\n",
+        "bad.quarantined_to = None\n",
+        (CC + "test_verify_reports_and_repair_quarantines",),
+        "verify --repair moves a corrupt object to quarantine",
+    ),
+    # -- runtime/runner.py: one registration, nothing leaked, finalize releases -----------
+    m(
+        "runner-registers-every-run",
+        "runtime/runner.py",
+        "        if self._aicore is None:\n",
+        "        if True:\n",
+        (RP + "test_two_prepared_graphs_share_one_registration",),
+        "the AICore binary is registered once and the handle reused, never per run",
+    ),
+    m(
+        "finalize-keeps-its-stream",
+        "runtime/runner.py",
+        "            with contextlib.suppress(sim.CannError):\n"
+        "                sim.rtStreamDestroy(self.stream)\n",
+        "            with contextlib.suppress(sim.CannError):\n                pass\n",
+        FINALIZE,
+        "finalize destroys the stream it created",
+        survivor=True,
+    ),
+    m(
+        "finalize-keeps-the-aicore-handle",
+        "runtime/runner.py",
+        "            self._aicore = None\n            self._op.finalize()\n",
+        "            self._op.finalize()\n",
+        FINALIZE,
+        "finalize drops the AICore handle",
+        survivor=True,
+    ),
+    m(
+        "finalize-skips-unload",
+        "runtime/runner.py",
+        "            self._aicore = None\n            self._op.finalize()\n",
+        "            self._aicore = None\n",
+        FINALIZE,
+        "finalize unloads the AICPU binary itself",
+    ),
+    m(
+        "prepare-leaks-on-failure",
+        "runtime/runner.py",
+        "                for addr in blocks:\n"
+        "                    with contextlib.suppress(sim.CannError):\n"
+        "                        sim.rtFree(self.ctx, addr)\n",
+        "                pass\n",
+        (RI + "test_prepare_that_runs_out_of_hbm_frees_what_it_allocated",),
+        "a prepare that fails after allocating leaves hbm_in_use unchanged",
+        survivor=True,
+    ),
+    m(
+        "host-deps-begin-at-zero",
+        "runtime/runner.py",
+        "            t.dep_begin = dep_begin\n",
+        "            t.dep_begin = 0\n",
+        (RP + "test_host_task_array_encodes_the_predecessor_lists",),
+        "each host_build_graph task points at its own predecessor list",
+    ),
+    # -- runtime/aicpu_op.py: the bootstrap path -------------------------------------------
+    m(
+        "bootstrap-leaks-staging-buffers",
+        "runtime/aicpu_op.py",
+        "            for addr in blocks:\n"
+        "                with contextlib.suppress(sim.CannError):\n"
+        "                    sim.rtFree(self.ctx, addr)\n",
+        "            pass\n",
+        STAGING,
+        "a bootstrap frees its staging buffers",
+        survivor=True,
+    ),
+    m(
+        "bootstrap-again-in-process",
+        "runtime/aicpu_op.py",
+        "                    if self.key in _bootstrapped:\n",
+        "                    if False:\n",
+        (RB + "test_two_runners_same_runtime_one_bootstrap",),
+        "a process bootstraps the same content on a device once",
+    ),
+    m(
+        "bootstrap-ignores-the-installed-file",
+        "runtime/aicpu_op.py",
+        "                if self._verifies():\n",
+        "                if False:\n",
+        (RM + "test_eight_processes_bootstrap_the_same_fingerprint",),
+        "a process uploads the inner SO only when it is not installed and intact",
+    ),
+    m(
+        "bootstrap-trusts-a-present-file",
+        "runtime/aicpu_op.py",
+        "            return fingerprint_file(self.preinstalled_path) == self.fingerprint\n",
+        "            return self.preinstalled_path.exists()\n",
+        (RI + "test_a_corrupt_preinstalled_file_is_reinstalled_without_being_trusted_first",),
+        "an installed file is trusted only when it hashes to its fingerprint",
+    ),
+    m(
+        "op-types-without-fingerprint",
+        "runtime/aicpu_op.py",
+        'f"SimplerAicpuExec_{fingerprint}": AICPU_EXEC',
+        '"SimplerAicpuExec": AICPU_EXEC',
+        (RB + "test_two_runtimes_two_bootstraps_distinct_op_types",),
+        "opTypes carry the fingerprint, so two runtimes never collide",
+    ),
+    # -- runtime/sim: the simulated device behaves like the real one where it matters -----
+    m(
+        "sim-teardown-keeps-context-memory",
+        "runtime/sim/device.py",
+        "        self.resources.clear()\n        self.device.hbm.release_owner(self)\n",
+        "        self.resources.clear()\n",
+        FINALIZE,
+        "context teardown frees every byte the context held",
+    ),
+    m(
+        "sim-loads-a-corrupt-preinstall",
+        "runtime/sim/binary.py",
+        "    if m and m.group(1) != actual:\n",
+        "    if False:\n",
+        (RS + "test_binary_load_verifies_and_refuses_op_type_collisions",),
+        "a preinstalled SO whose bytes do not match its name is never dlopened",
+    ),
+    m(
+        "sim-op-type-collision-allowed",
+        "runtime/sim/binary.py",
+        "            if known is not None and known[0] != fp:\n",
+        "            if False:\n",
+        (RS + "test_binary_load_verifies_and_refuses_op_type_collisions",),
+        "an opType registered with other content is refused (507028)",
+    ),
+    m(
+        "sim-failed-registration-keeps-driver",
+        "runtime/sim/aicore.py",
+        "            device.mark_broken(exc)\n",
+        "            pass\n",
+        (RS + "test_failed_registration_breaks_driver_until_reset",),
+        "a failed AICore registration (207001) breaks the driver: 507899 until reset",
+    ),
+    m(
+        "sim-hbm-unbounded",
+        "runtime/sim/memory.py",
+        "            if self.in_use + size > self.capacity:\n",
+        "            if False:\n",
+        (RS + "test_hbm_accounting_and_exhaustion",),
+        "device memory is counted and can run out (207001)",
+    ),
+    m(
+        "sim-loader-leaks-kernel-args",
+        "runtime/sim/loader.py",
+        "        finally:\n            device.hbm.free(ka_addr, ctx, CALL)\n",
+        "        finally:\n            pass\n",
+        STAGING,
+        "the extend-kernels loader frees its KernelArgs copy",
+    ),
+    # -- runtime/abi.py and the C header: one ABI, two languages ---------------------------
+    m(
+        "abi-mirror-swaps-m-and-k",
+        "runtime/abi.py",
+        '        ("m", ctypes.c_uint32),\n        ("k", ctypes.c_uint32),\n',
+        '        ("k", ctypes.c_uint32),\n        ("m", ctypes.c_uint32),\n',
+        ABI,
+        "the ctypes mirror matches the C header field by field",
+    ),
+    m(
+        "abi-mirror-swaps-dep-fields",
+        "runtime/abi.py",
+        '        ("dep_begin", ctypes.c_uint32),\n        ("dep_count", ctypes.c_uint32),\n',
+        '        ("dep_count", ctypes.c_uint32),\n        ("dep_begin", ctypes.c_uint32),\n',
+        ABI,
+        "the ctypes mirror matches the C header field by field",
+    ),
+    m(
+        "abi-mirror-wrong-status",
+        "runtime/abi.py",
+        "    NO_MEMORY = 5\n",
+        "    NO_MEMORY = 6\n",
+        ABI,
+        "the mirrored enums match the C header",
+    ),
+    m(
+        "abi-header-swaps-m-and-k",
+        "runtime/include/simpler_abi.h",
+        "    uint32_t m;        /* 32: matmul rows M                                */\n"
+        "    uint32_t k;        /* 36: matmul inner dimension K                     */\n",
+        "    uint32_t k;        /* 36: matmul inner dimension K                     */\n"
+        "    uint32_t m;        /* 32: matmul rows M                                */\n",
+        ABI,
+        "a header change the mirror does not follow fails the suite",
+    ),
+    # -- dispatcher/dispatcher.cpp: atomic, durable, verified preinstall -------------------
+    m(
+        "dispatcher-no-file-fsync",
+        "dispatcher/dispatcher.cpp",
+        "write_all(fd, data, len) && ::fsync(fd) == 0 && ::fchmod(fd, 0755) == 0",
+        "write_all(fd, data, len) && ::fchmod(fd, 0755) == 0",
+        DISPATCHER_ORDER,
+        "the dispatcher fsyncs the temp file before the rename",
+    ),
+    m(
+        "dispatcher-no-dir-fsync",
+        "dispatcher/dispatcher.cpp",
+        "    int rc = ::fsync(dfd);\n",
+        "    int rc = 0;\n",
+        DISPATCHER_ORDER,
+        "the dispatcher fsyncs the directory after the rename",
+    ),
+    Mutant(
+        "dispatcher-writes-in-place",
+        "dispatcher/dispatcher.cpp",
+        (
+            (
+                "    int fd = ::mkstemp(tmp);\n",
+                "    int fd = ::open(final_path, O_WRONLY | O_CREAT | O_TRUNC, 0755);\n",
+            ),
+            ("    if (!ok || ::rename(tmp, final_path) != 0) {\n", "    if (!ok) {\n"),
+        ),
+        DISPATCHER_ATOMIC,
+        "the dispatcher installs by temp file + rename: never a torn file",
+        survivor=True,
+    ),
+    m(
+        "dispatcher-trusts-a-same-size-file",
+        "dispatcher/dispatcher.cpp",
+        "            same = ok && XXH3_64bits_digest(state) == fp;\n",
+        "            (void)fp;\n            same = ok;\n",
+        DISPATCHER_ATOMIC,
+        "an installed file counts only when it hashes to its fingerprint",
+    ),
+    m(
+        "dispatcher-probe-always-yes",
+        "dispatcher/dispatcher.cpp",
+        "    return already_installed(path, fp, len) ? kOk : kFail;\n",
+        "    return kOk;\n",
+        (SI + "test_init_preinstalls_inner_so_under_its_fingerprint",),
+        "the probe launch says whether the file is installed and intact",
+    ),
+    # -- runtime/aicpu and runtime/aicore: dependencies and kernels ------------------------
+    Mutant(
+        "hbg-runs-in-index-order",
+        "runtime/aicpu/host_build_graph.c",
+        (
+            ("        if (indeg[i] == 0) queue[tail++] = i;\n", "        queue[tail++] = i;\n"),
+            (
+                "            if (--indeg[succ[s]] == 0) queue[tail++] = succ[s];\n",
+                "            --indeg[succ[s]];\n",
+            ),
+        ),
+        OUT_OF_ORDER,
+        "host_build_graph runs tasks in dependency order, not array order",
+        survivor=True,
+    ),
+    m(
+        "abg-runs-in-index-order",
+        "runtime/aicpu/aicpu_build_graph.c",
+        "            if (wave[t] != w) continue;\n",
+        "            if (w != 0) continue;\n",
+        WAVES,
+        "aicpu_build_graph runs wave by wave",
+        survivor=True,
+    ),
+    m(
+        "abg-waves-not-ordered",
+        "runtime/aicpu/aicpu_build_graph.c",
+        "                if (wave[i] + 1 > wave[j]) wave[j] = wave[i] + 1;\n",
+        "                if (wave[i] > wave[j]) wave[j] = wave[i];\n",
+        WAVES,
+        "a task runs in a later wave than its predecessors",
+    ),
+    m(
+        "abg-ignores-war",
+        "runtime/aicpu/aicpu_build_graph.c",
+        "           || overlaps(ir0, jw) || overlaps(ir1, jw);                 /* WAR */\n",
+        "           ;\n",
+        (RP + "test_dependency_order_and_edges_agree_between_runtimes",),
+        "aicpu_build_graph derives write-after-read edges as the host does",
+    ),
+    m(
+        "kernel-slice-drops-the-tail",
+        "runtime/aicore/slice.h",
+        "    uint64_t chunk = (total + block_dim - 1) / block_dim;\n",
+        "    uint64_t chunk = total / block_dim;\n",
+        (RB + "test_two_runners_same_runtime_one_bootstrap",),
+        "the blocks of a launch cover every element",
+    ),
+)
+
+
+# -- applying a mutant ---------------------------------------------------------------------
+
+
+class RunError(Exception):
+    """The run itself cannot be trusted (as opposed to a mutant surviving)."""
+
+
+def mutated_text(mutant: Mutant, root: Path) -> str:
+    """The mutated contents of the mutant's file under `root`; RunError if an edit is stale."""
+    path = root / mutant.file
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise RunError(f"{mutant.name}: {mutant.file}: {exc.strerror}") from None
+    for i, (old, new) in enumerate(mutant.edits, 1):
+        count = text.count(old)
+        if count != 1 or old == new:
+            raise RunError(
+                f"{mutant.name}: edit {i} of {mutant.file}: the text to replace occurs "
+                f"{count} times (exactly once needed); update the mutant:\n{old}"
+            )
+        text = text.replace(old, new)
+    if path.suffix == ".py":
+        try:
+            compile(text, str(path), "exec")
+        except SyntaxError as exc:
+            raise RunError(
+                f"{mutant.name}: the mutated {mutant.file} does not parse: {exc}"
+            ) from None
+    return text
+
+
+def scratch_copy(dest: Path) -> Path:
+    """Copy the tree minus venv, git and build outputs; make `simpler_build.*` import from it."""
+    shutil.copytree(REPO, dest, ignore=COPY_IGNORE, symlinks=True)
+    mapping = tomllib.loads((dest / "pyproject.toml").read_text())["tool"]["setuptools"]
+    package_dir: dict[str, str] = mapping.get("package-dir", {})
+    for package, folder in sorted(package_dir.items()):
+        parent, _, last = package.rpartition(".")
+        if not parent:
+            if folder != package:
+                raise RunError(f"top-level package {package} lives in {folder}: cannot shim it")
+            continue
+        parent_dir = dest / package_dir.get(parent, parent.replace(".", "/"))
+        natural, target = parent_dir / last, dest / folder
+        if natural.resolve() != target.resolve():
+            natural.symlink_to(os.path.relpath(target, parent_dir), target_is_directory=True)
+    return dest
+
+
+def env_for(root: Path, build_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["SIMPLER_TEST_BUILD_DIR"] = str(build_dir)
+    env["SIMPLER_CACHE_DIR"] = str(root / ".cache")  # the build's; the tests make their own
+    return env
+
+
+def check_imports(root: Path) -> None:
+    """The copy's code is what a test imports, not the editable install's."""
+    probe = (
+        "import simpler_build, simpler_build.cache.store, simpler_build.runtime.sim.device\n"
+        "for m in (simpler_build, simpler_build.cache.store, simpler_build.runtime.sim.device):\n"
+        "    print(m.__file__)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=root,
+        env=env_for(root, root / "build"),
+        capture_output=True,
+        text=True,
+    )
+    files = proc.stdout.split()
+    if proc.returncode != 0 or not all(f.startswith(str(root) + os.sep) for f in files):
+        raise RunError(f"the scratch copy does not import its own code: {files} {proc.stderr}")
+
+
+def build(root: Path) -> Path:
+    """`scons arch=all` in `root`; RunError when it does not build."""
+    out = root / "build"
+    proc = subprocess.run(
+        [sys.executable, "-m", "SCons", "-Q", "-j2", "arch=all", f"build_dir={out}"],
+        cwd=root,
+        env=env_for(root, out),
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise RunError(f"build in {root} failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
+    return out
+
+
+def run_pytest(
+    root: Path, build_dir: Path, tests: tuple[str, ...], timeout: float
+) -> tuple[int, str]:
+    """(exit status, output) of the given tests in `root`; status -1 on timeout.
+
+    Each run gets its own short --basetemp: parallel sessions must not share
+    pytest's numbered temp dirs, and AF_UNIX socket paths a test makes there
+    must stay under 108 bytes.
+    """
+    basetemp = tempfile.mkdtemp(prefix="mt")
+    options = ["-q", "-x", "-rfE", "--no-header", "-p", "no:cacheprovider", "-o", "addopts="]
+    cmd = [sys.executable, "-m", "pytest", *options, f"--basetemp={basetemp}", *tests]
+    try:
+        proc = subprocess.run(
+            cmd,
+            cwd=root,
+            env=env_for(root, build_dir),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout or b""
+        return -1, out.decode(errors="replace") if isinstance(out, bytes) else out
+    finally:
+        shutil.rmtree(basetemp, ignore_errors=True)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@dataclass
+class Result:
+    name: str
+    status: str  # killed | survived | error | baseline-ok
+    seconds: float
+    detail: str = ""  # the killing test, or what went wrong
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "seconds": round(self.seconds, 2),
+            "detail": self.detail,
+        }
+
+
+_FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
+
+
+def run_mutant(
+    mutant: Mutant, work: Path, shared_build: Path, timeout: float, keep: bool
+) -> Result:
+    start = time.monotonic()
+    root = work / mutant.name
+    try:
+        scratch_copy(root)
+        (root / mutant.file).write_text(mutated_text(mutant, root))
+        build_dir = build(root) if mutant.needs_build else shared_build
+        status, output = run_pytest(root, build_dir, mutant.tests, timeout)
+    except RunError as exc:
+        return Result(mutant.name, "error", time.monotonic() - start, str(exc))
+    finally:
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+    seconds = time.monotonic() - start
+    if status == 0:
+        return Result(mutant.name, "survived", seconds, "every paired test passed")
+    if status == 5:
+        return Result(mutant.name, "error", seconds, "no tests collected:\n" + output[-2000:])
+    if status == -1:
+        return Result(mutant.name, "killed", seconds, f"timed out after {timeout:g} s")
+    killer = _FAILED.search(output)
+    return Result(mutant.name, "killed", seconds, killer.group(1) if killer else f"exit {status}")
+
+
+def run_baseline(tests: tuple[str, ...], base: Path, shared_build: Path, timeout: float) -> Result:
+    start = time.monotonic()
+    status, output = run_pytest(base, shared_build, tests, timeout)
+    if status != 0:
+        return Result(
+            "(baseline)",
+            "error",
+            time.monotonic() - start,
+            "the paired tests fail without any mutation:\n" + output[-4000:],
+        )
+    return Result("(baseline)", "baseline-ok", time.monotonic() - start)
+
+
+# -- command line ----------------------------------------------------------------------------
+
+
+def select(names: list[str]) -> list[Mutant]:
+    by_name = {mu.name: mu for mu in MUTANTS}
+    if len(by_name) != len(MUTANTS):
+        raise RunError("two mutants share a name")
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise RunError(f"unknown mutant(s): {', '.join(unknown)} (see --list)")
+    return [by_name[n] for n in names] if names else list(MUTANTS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", metavar="NAME", help="mutants to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    parser.add_argument("-j", "--jobs", type=int, default=min(os.cpu_count() or 2, 8))
+    parser.add_argument("--timeout", type=float, default=300.0, help="per mutant, seconds")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch copies")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the unmutated run")
+    args = parser.parse_args(argv)
+    try:
+        chosen = select(args.names)
+    except RunError as exc:
+        print(f"mutants: error: {exc}", file=sys.stderr)
+        return 2
+    stale = []
+    for mu in chosen:  # fail loudly, before any work, if a mutant no longer applies
+        try:
+            mutated_text(mu, REPO)
+        except RunError as exc:
+            stale.append(str(exc))
+    if stale:
+        print("mutants: error: " + "\nmutants: error: ".join(stale), file=sys.stderr)
+        return 2
+    if args.list:
+        rows = [
+            {
+                "name": mu.name,
+                "file": mu.file,
+                "tests": list(mu.tests),
+                "promise": mu.promise,
+                "survivor": mu.survivor,
+                "rebuilds": mu.needs_build,
+            }
+            for mu in chosen
+        ]
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            for row in rows:
+                flag = "C" if row["rebuilds"] else " "
+                print(f"{row['name']:40} {flag} {row['file']:36} {row['promise']}")
+            print(f"{len(rows)} mutants ({sum(r['survivor'] for r in rows)} from issue 14's audit)")
+        return 0
+    return run(chosen, args)
+
+
+def run(chosen: list[Mutant], args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    log = sys.stderr if args.json else sys.stdout
+    results: list[Result] = []
+    work = Path(tempfile.mkdtemp(prefix="simpler-mutants-"))
+    try:
+        try:
+            base = scratch_copy(work / "unmutated")
+            check_imports(base)
+            shared_build = build(base)
+        except RunError as exc:
+            print(f"mutants: error: {exc}", file=sys.stderr)
+            return 2
+        # Rebuilding mutants first: they take longest, so the pool ends evenly.
+        order = sorted(chosen, key=lambda mu: not mu.needs_build)
+        union = tuple(dict.fromkeys(t for mu in chosen for t in mu.tests))
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            futures = []
+            if not args.no_baseline:
+                futures.append(pool.submit(run_baseline, union, base, shared_build, args.timeout))
+            futures += [
+                pool.submit(run_mutant, mu, work, shared_build, args.timeout, args.keep)
+                for mu in order
+            ]
+            for done, future in enumerate(as_completed(futures), 1):
+                result = future.result()
+                results.append(result)
+                first = result.detail.splitlines()[0] if result.detail else ""
+                print(
+                    f"[{done:2}/{len(futures)}] {result.status:11} {result.name:40} "
+                    f"{result.seconds:5.1f} s  {first}",
+                    file=log,
+                    flush=True,
+                )
+    finally:
+        if args.keep:
+            print(f"scratch copies kept in {work}", file=log)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    mutants = [r for r in results if r.name != "(baseline)"]
+    killed = [r for r in mutants if r.status == "killed"]
+    survived = [r for r in mutants if r.status == "survived"]
+    errors = [r for r in results if r.status == "error"]
+    wall = time.monotonic() - started
+    summary = {
+        "mutants": len(mutants),
+        "killed": len(killed),
+        "survived": [r.name for r in survived],
+        "errors": [r.name for r in errors],
+        "kill_rate": round(len(killed) / len(mutants), 4) if mutants else None,
+        "seconds": round(wall, 1),
+        "jobs": args.jobs,
+        "results": [r.to_json() for r in sorted(results, key=lambda r: r.name)],
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    for r in errors:
+        print(f"\nmutants: error in {r.name}:\n{r.detail}", file=sys.stderr)
+    rate = f"{100 * len(killed) / len(mutants):.1f}%" if mutants else "n/a"
+    print(
+        f"\nmutants: {len(mutants)}, killed {len(killed)} ({rate}), survived {len(survived)}"
+        f"{': ' + ', '.join(summary['survived']) if survived else ''}, errors {len(errors)}; "
+        f"{wall:.0f} s with {args.jobs} jobs",
+        file=log,
+    )
+    if errors:
+        return 2
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
