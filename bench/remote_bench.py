@@ -28,7 +28,6 @@ import os
 import shutil
 import signal
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,7 @@ from simpler_build.cache.transfer import (
     unique,
     wanted_of,
 )
+from simpler_build.elf import shared_object_header
 from simpler_build.manifest import (
     MANIFEST_NAME,
     BinaryRecord,
@@ -195,16 +195,6 @@ def bench_cold_runner(work: Path, server: RedisServer, repeat: int, jobs: int) -
 # -- 2. fetch throughput ----------------------------------------------------------------
 
 
-def elf_header() -> bytes:
-    """A 64-byte ELF header of a shared object for this host."""
-    from simpler_build.elf import ET_DYN, host_elf_ident
-
-    cls, data, machine = host_elf_ident()
-    order = "<" if data == 1 else ">"
-    ident = b"\x7fELF" + bytes([cls, data, 1]) + bytes(9)
-    return ident + struct.pack(order + "HH", ET_DYN, machine) + bytes(44)
-
-
 def synth_objects(root: Path, n: int, size: int) -> tuple[Path, list[Path]]:
     """N distinct random objects plus schema-2 manifests naming them, 3 per manifest.
 
@@ -216,7 +206,7 @@ def synth_objects(root: Path, n: int, size: int) -> tuple[Path, list[Path]]:
     objs = mdir / "objects"
     objs.mkdir(parents=True)
     files, records = [], []
-    head = elf_header()
+    head = shared_object_header()
     for k in range(n):
         data = head + os.urandom(size - len(head))  # push sends only ELF shared objects
         path = objs / f"{k:05d}.so"

@@ -44,6 +44,18 @@ def host_elf_ident() -> tuple[int, int, int]:
     return cls, data, machine
 
 
+def shared_object_header() -> bytes:
+    """A minimal 64-byte ELF header of a shared object for this host.
+
+    Synthetic binaries in tests and benchmarks start with it so that they
+    pass `header_problem`, which is all that publishing and warming read.
+    """
+    cls, data, machine = host_elf_ident()
+    order = "<" if data == 1 else ">"
+    ident = ELF_MAGIC + bytes([cls, data, 1]) + bytes(9)
+    return ident + struct.pack(order + "HH", ET_DYN, machine) + bytes(44)
+
+
 def header_problem(head: bytes) -> str | None:
     """Why the first bytes of a file are not a shared object this host can load, or None.
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import random
-import struct
 import time
 from pathlib import Path
 
@@ -27,12 +26,9 @@ RUNTIMES = ("host_build_graph", "tensormap_and_ringbuffer")
 
 def elf_header() -> bytes:
     """A 64-byte ELF header of a shared object for this host: what warm requires."""
-    from simpler_build.elf import ET_DYN, host_elf_ident
+    from simpler_build.elf import shared_object_header
 
-    cls, data, machine = host_elf_ident()
-    order = "<" if data == 1 else ">"
-    ident = b"\x7fELF" + bytes([cls, data, 1]) + bytes(9)
-    return ident + struct.pack(order + "HH", ET_DYN, machine) + bytes(44)
+    return shared_object_header()
 
 
 def blob(seed: int, size: int) -> bytes:
