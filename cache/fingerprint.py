@@ -12,6 +12,7 @@ the memo is never fooled into returning the old fingerprint.
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 
@@ -21,6 +22,8 @@ from simpler_build.files import open_regular
 
 FINGERPRINT_HEX_DIGITS = 16
 _CHUNK = 1 << 20
+#: Below this, one read() is as fast as a mapping and cheaper to set up.
+_MMAP_MIN = 256 << 10
 
 _MemoKey = tuple[str, int, int, int, int, int]
 _memo: dict[_MemoKey, str] = {}
@@ -39,8 +42,23 @@ def is_fingerprint(text: str) -> bool:
 
 
 def _hash_open_file(fd: int) -> str:
+    """XXH3-64 of a regular file's descriptor at read speed.
+
+    A file is mapped and hashed in one call (no bytes object per chunk), a
+    small one read in one call; reading 1 MiB chunks into new buffers ran at
+    about a quarter of raw read speed for 4 MiB files.
+    """
+    size = os.fstat(fd).st_size
+    if size >= _MMAP_MIN:
+        try:
+            with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as view:
+                if len(view) == size:
+                    return xxhash.xxh3_64_hexdigest(view)
+        except (OSError, ValueError):  # a filesystem without mmap: read instead
+            pass
+        os.lseek(fd, 0, os.SEEK_SET)
     hasher = xxhash.xxh3_64()
-    while chunk := os.read(fd, _CHUNK):
+    while chunk := os.read(fd, max(_CHUNK, size + 1)):
         hasher.update(chunk)
     return hasher.hexdigest()
 
