@@ -46,11 +46,19 @@ def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
 
+def _path(text: str) -> Path:
+    """A path argument: a NUL byte or an empty string is a usage error, not a traceback."""
+    if not text or "\0" in text:
+        raise argparse.ArgumentTypeError(f"invalid path {text!r}")
+    return Path(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--cache-dir",
         metavar="DIR",
+        type=_path,
         default=argparse.SUPPRESS,
         help="cache root (default: $SIMPLER_CACHE_DIR, else the user cache directory)",
     )
@@ -65,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cache-dir",
         metavar="DIR",
+        type=_path,
         default=None,
         help="cache root (default: $SIMPLER_CACHE_DIR, else the user cache directory)",
     )
@@ -79,19 +88,19 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("warm", parents=[common], help="put the binaries named by manifests")
     p.add_argument(
-        "sources", nargs="*", default=["build"], metavar="MANIFEST_OR_BUILD_DIR", type=Path
+        "sources", nargs="*", default=["build"], metavar="MANIFEST_OR_BUILD_DIR", type=_path
     )
     p.add_argument("--json", action="store_true", help="machine-readable report")
 
     p = sub.add_parser(
         "fetch", parents=[common], help="pull what manifests name from the remote tier"
     )
-    p.add_argument("sources", nargs="*", default=["build"], metavar="MANIFEST_OR_DIR", type=Path)
+    p.add_argument("sources", nargs="*", default=["build"], metavar="MANIFEST_OR_DIR", type=_path)
     p.add_argument("--json", action="store_true", help="machine-readable report")
 
     p = sub.add_parser("push", parents=[common], help="push what manifests name to the remotes")
     p.add_argument(
-        "sources", nargs="*", default=["build"], metavar="MANIFEST_OR_BUILD_DIR", type=Path
+        "sources", nargs="*", default=["build"], metavar="MANIFEST_OR_BUILD_DIR", type=_path
     )
     p.add_argument("--json", action="store_true", help="machine-readable report")
 
