@@ -1,3 +1,4 @@
 """simpler-build: build, cache and run the simpler NPU task runtime's binaries."""
 
-__version__ = "0.1.0"
+#: The one place the version is written; pyproject.toml reads it from here.
+__version__ = "0.2.0"

@@ -7,10 +7,16 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--version"]:
+        from simpler_build import __version__
+
+        print(f"simpler-build {__version__}")
+        return 0
     if not args or args[0] in {"-h", "--help"}:
         print(
             "usage: simpler-build cache {warm,fetch,push,stats,verify,gc,ls,clear} ...\n"
-            "       simpler-build repro-check [--arch A] [--mode M] [--source DIR] [--json]"
+            "       simpler-build repro-check [--arch A] [--mode M] [--source DIR] [--json]\n"
+            "       simpler-build --version"
         )
         return 0 if args else 2
     if args[0] == "cache":
