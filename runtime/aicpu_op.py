@@ -8,25 +8,33 @@ skipped when this process already did it for the same content and device
 filesystem (a thread-safe set), or when another process left a preinstalled
 file that verifies.  A preinstalled file that turns out corrupt at load time
 is re-bootstrapped once; it is never run.
+
+Nothing is left behind by a crash: the op JSON is an anonymous file, and the
+dispatcher's temp files of a writer that was killed are swept by the next
+process that looks at the preinstall directory (`sim.fs.PreinstallLock`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import json
 import os
-import tempfile
 import threading
+import warnings
 from collections import Counter
 from pathlib import Path
 
 from simpler_build.cache.fingerprint import fingerprint_bytes, fingerprint_file, inner_so_name
+from simpler_build.files import read_regular
 
 from . import sim
 from .abi import ABI_VERSION, AICPU_EXEC, AICPU_INIT, DeviceArgs, InitArgs, LoaderKernelArgs
 from .binaries import BinaryError, RuntimeBinaries
 from .sim.errors import ACL_ERROR_RT_FILE_OPEN, ACL_ERROR_RT_KERNEL_SO_CORRUPT
+from .sim.fs import PreinstallLock
+from .sim.sharedlib import anonymous_file, path_of
 
 #: rtAicpuKernelLaunchExWithArgs kernel type of the extend-kernels (KFC) loader.
 KERNEL_TYPE_AICPU_KFC = 5
@@ -85,6 +93,7 @@ class LoadAicpuOp:
         self.bootstraps = 0
         self.launches = 0
         self.json_path: Path | None = None
+        self._json: io.FileIO | None = None
         self.binary: sim.BinHandle | None = None
         try:
             self._ensure_preinstalled()
@@ -116,12 +125,26 @@ class LoadAicpuOp:
                     if self.key in _bootstrapped:
                         _process_stats["skipped_in_process"] += 1
                         return
-                if self._verifies():
+            with PreinstallLock(self.preinstall_dir) as lock:
+                if lock.swept:
+                    with _registry_lock:
+                        _process_stats["swept_temp_files"] += len(lock.swept)
+                if not force and self._verifies():
                     with _registry_lock:
                         _bootstrapped.add(self.key)
                         _process_stats["skipped_preinstalled"] += 1
                     return
-            self._bootstrap()
+                replaced = lock.make_room(self.preinstalled_path)
+                if replaced is not None:
+                    with _registry_lock:
+                        _process_stats["replaced_special_files"] += 1
+                    warnings.warn(
+                        f"{self.preinstalled_path}: was {replaced}, not an installed SO; "
+                        "replaced it",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                self._bootstrap()
             with _registry_lock:
                 _bootstrapped.add(self.key)
                 _process_stats["bootstraps"] += 1
@@ -129,8 +152,8 @@ class LoadAicpuOp:
 
     def _bootstrap(self) -> None:
         """Steps 1-4: copy both SOs to the device; the dispatcher preinstalls the inner one."""
-        dispatcher = self.bins.dispatcher.read_bytes()
-        inner = self.bins.inner_so.read_bytes()
+        dispatcher = read_regular(self.bins.dispatcher)  # a FIFO: an error naming it, no hang
+        inner = read_regular(self.bins.inner_so)
         if not inner:
             raise BinaryError(self.bins.inner_so, "inner SO is empty")
         # The bytes that go to the device are the ones hashed (docs/architecture.md: every
@@ -177,6 +200,11 @@ class LoadAicpuOp:
 
     # -- op registration ---------------------------------------------------------------------
     def _write_op_json(self) -> Path:
+        """The op-registration JSON, as an anonymous file open until finalize().
+
+        It has no name in any directory, so no crash, Ctrl-C or missing
+        finalize() can leave it behind; `/proc/self/fd/N` reaches it meanwhile.
+        """
         so = inner_so_name(self.fingerprint)
         doc = {
             op: {
@@ -195,10 +223,9 @@ class LoadAicpuOp:
             }
             for op, fn in op_types(self.fingerprint).items()
         }
-        fd, name = tempfile.mkstemp(prefix=f"simpler_aicpu_{self.fingerprint}.", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=2, sort_keys=True)
-        return Path(name)
+        data = json.dumps(doc, indent=2, sort_keys=True).encode()
+        self._json = anonymous_file(f"simpler_aicpu_{self.fingerprint}.json", data)
+        return Path(path_of(self._json))
 
     def _load(self) -> sim.BinHandle:
         assert self.json_path is not None
@@ -251,15 +278,19 @@ class LoadAicpuOp:
         sim.rtStreamSynchronize(self.stream)
 
     def finalize(self) -> None:
-        """Unload the binary and remove the op JSON; safe to call twice or after a device reset."""
-        binary, self.binary = self.binary, None
-        if binary is not None and binary.alive:
-            with contextlib.suppress(sim.CannError):
-                sim.rtsBinaryUnload(binary)
-        path, self.json_path = self.json_path, None
-        if path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        """Unload the binary and drop the op JSON; safe to call twice or after a device reset.
+
+        A step is forgotten only once it completed, so a call interrupted (Ctrl-C)
+        part-way is finished by the next one.
+        """
+        if self.binary is not None:
+            with contextlib.suppress(sim.CannError):  # already gone with a reset context
+                sim.rtsBinaryUnload(self.binary)
+            self.binary = None
+        self.json_path = None
+        if self._json is not None:
+            self._json.close()  # idempotent: a resumed call may close it again
+            self._json = None
 
 
 def _host(data: bytes) -> int:

@@ -6,13 +6,22 @@ first run, the handle cached and reused by every later run, and dropped in
 allocates nothing: it copies inputs in, makes one `rtsLaunchCpuKernel` of
 `simpler_aicpu_exec` on the cached handle, and copies outputs out -- so
 device memory after run N equals device memory after run 1.
+
+A runner nobody finalizes is still released: a `weakref.finalize` gives a
+`ResourceWarning`, as an unclosed file does, and hands the release to a
+short-lived thread (`release_collected()` waits for it).  `finalize()` records
+each step as done, so one interrupted by Ctrl-C is finished by the next call.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import ctypes
+import queue
 import threading
+import warnings
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +83,87 @@ class PreparedGraph:
         return list(out)
 
 
+class _Teardown:
+    """What a runner must release, in order; a step is recorded as done once it completes.
+
+    It is kept apart from the runner so that a finalizer can hold it without
+    keeping the runner alive, and so that a teardown interrupted part-way
+    (Ctrl-C) is finished by the next call instead of being skipped as done.
+    """
+
+    def __init__(self) -> None:
+        self.ctx: sim.Context | None = None
+        self.stream: sim.Stream | None = None
+        self.op: LoadAicpuOp | None = None
+
+    def run(self) -> None:
+        if self.op is not None:
+            self.op.finalize()
+            self.op = None
+        if self.stream is not None:
+            with contextlib.suppress(sim.CannError):
+                sim.rtStreamDestroy(self.stream)
+            self.stream = None
+        if self.ctx is not None:
+            sim.rtCtxDestroy(self.ctx)
+            self.ctx = None
+
+
+_collected_queue: queue.SimpleQueue[_Teardown] = queue.SimpleQueue()
+_release_lock = threading.Lock()
+
+
+def _collected(teardown: _Teardown, label: str) -> None:
+    """weakref.finalize callback of a runner collected without finalize(): warn and release.
+
+    The garbage collector may run this inside any code -- the simulator holding
+    one of its locks included -- so it does nothing that takes a lock: the
+    release runs in a new low-level thread (threading.Thread.start takes locks).
+    """
+    warnings.warn(
+        f"DeviceRunner ({label}) was never finalized; use `with DeviceRunner(...)` "
+        "or call finalize()",
+        ResourceWarning,
+        stacklevel=1,
+    )
+    _collected_queue.put(teardown)  # SimpleQueue.put is safe in finalizers
+    with contextlib.suppress(RuntimeError):  # no thread: release_collected() will do it
+        _thread.start_new_thread(_release_collected_now, ())
+
+
+def _release_collected_now() -> None:
+    with _release_lock:
+        _drain_collected()
+
+
+def _drain_collected() -> None:
+    while True:
+        try:
+            teardown = _collected_queue.get_nowait()
+        except queue.Empty:
+            return
+        try:
+            teardown.run()
+        except Exception as exc:  # one failed release must not keep the others
+            msg = f"releasing a collected DeviceRunner failed: {exc}"
+            warnings.warn(msg, ResourceWarning, stacklevel=1)
+
+
+def release_collected(timeout: float = -1) -> bool:
+    """Release every runner collected so far without finalize(); False if `timeout` ran out.
+
+    The releases normally happen on their own, moments after collection; this
+    waits for them (tests, and code that needs the device memory back now).
+    """
+    if not _release_lock.acquire(timeout=timeout):
+        return False
+    try:
+        _drain_collected()
+    finally:
+        _release_lock.release()
+    return True
+
+
 class DeviceRunner:
     """Runs graphs of one RuntimeBinaries on one simulated device; use as a context manager."""
 
@@ -87,13 +177,17 @@ class DeviceRunner:
         self._prepared: list[PreparedGraph] = []
         self._aicore: sim.KernelHandle | None = None
         self._finalized = False
-        self.ctx = sim.rtCtxCreate(device_id, bins.arch, hbm_bytes)
+        self._teardown = _Teardown()
+        self._finalizer: weakref.finalize | None = None
+        label = f"{bins.arch}/{bins.runtime} on device {device_id}"
         try:
-            self.stream = sim.rtStreamCreate(self.ctx)
-            self._op = LoadAicpuOp(self.ctx, self.stream, bins)
+            self._finalizer = weakref.finalize(self, _collected, self._teardown, label)
+            self._finalizer.atexit = False  # nothing outlives the process: no files, no device
+            self._teardown.ctx = self.ctx = sim.rtCtxCreate(device_id, bins.arch, hbm_bytes)
+            self._teardown.stream = self.stream = sim.rtStreamCreate(self.ctx)
+            self._teardown.op = self._op = LoadAicpuOp(self.ctx, self.stream, bins)
         except BaseException:
-            sim.rtCtxDestroy(self.ctx)
-            self._finalized = True
+            self.finalize()
             raise
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -104,19 +198,20 @@ class DeviceRunner:
         self.finalize()
 
     def finalize(self) -> None:
-        """Unload the AICPU op, drop the AICore handle and tear the context down (frees all)."""
+        """Unload the AICPU op, drop the AICore handle and tear the context down (frees all).
+
+        Idempotent, and resumable: a call interrupted part-way (Ctrl-C) leaves the
+        steps it did not finish to the next call.
+        """
         with self._lock:
-            if self._finalized:
-                return
             self._finalized = True
             for prepared in self._prepared:
                 prepared.released = True
             self._prepared.clear()
             self._aicore = None
-            self._op.finalize()
-            with contextlib.suppress(sim.CannError):
-                sim.rtStreamDestroy(self.stream)
-            sim.rtCtxDestroy(self.ctx)
+            self._teardown.run()
+            if self._finalizer is not None:  # only now: an interrupted teardown stays collectable
+                self._finalizer.detach()
 
     def _check_open(self) -> None:
         if self._finalized:

@@ -95,6 +95,7 @@ RM = "tests/runtime/test_runtime_multiprocess.py::"
 SD = "tests/scons/test_invariants_dispatcher.py::"
 SI = "tests/scons/test_dispatcher_init.py::"
 SM = "tests/scons/test_invariants_manifest.py::"
+RR = "tests/runtime/test_reliability_runtime.py::"
 
 DURABLE = (CI + "test_put_writes_fsyncs_renames_then_fsyncs_the_directory",)
 MEMO_MTIME = (CI + "test_memo_hits_an_unchanged_file_and_follows_a_same_size_rewrite",)
@@ -112,6 +113,13 @@ ABI = (
 MANIFEST_FP = (SM + "test_load_manifest_refuses_a_malformed_fingerprint",)
 DISPATCHER_ORDER = (SD + "test_init_fsyncs_the_temp_file_renames_then_fsyncs_the_directory",)
 DISPATCHER_ATOMIC = (SD + "test_init_replaces_a_bad_file_with_a_new_inode",)
+UNFINALIZED = (RR + "test_an_unfinalized_runner_warns_and_leaves_nothing_once_collected",)
+CTRL_C = (
+    RR + "test_finalize_cut_short_by_ctrl_c_is_finished_by_the_next_call",
+    RR + "test_ctrl_c_anywhere_in_finalize_then_finalize_again_releases_everything",
+)
+KILLED = (RR + "test_a_process_killed_mid_bootstrap_leaves_nothing_the_next_one_keeps",)
+LIVE_DISPATCHER = (RR + "test_a_live_writers_temp_file_is_left_alone_until_it_dies",)
 
 MUTANTS: tuple[Mutant, ...] = (
     # -- cache/atomic.py: temp file, fsync, rename, fsync of the directory ---------------
@@ -393,8 +401,8 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "finalize-keeps-the-aicore-handle",
         "runtime/runner.py",
-        "            self._aicore = None\n            self._op.finalize()\n",
-        "            self._op.finalize()\n",
+        "            self._aicore = None\n            self._teardown.run()\n",
+        "            self._teardown.run()\n",
         FINALIZE,
         "finalize drops the AICore handle",
         survivor=True,
@@ -402,8 +410,8 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "finalize-skips-unload",
         "runtime/runner.py",
-        "            self._aicore = None\n            self._op.finalize()\n",
-        "            self._aicore = None\n",
+        "            self.op.finalize()\n            self.op = None\n",
+        "            self.op = None\n",
         FINALIZE,
         "finalize unloads the AICPU binary itself",
     ),
@@ -449,7 +457,7 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "bootstrap-ignores-the-installed-file",
         "runtime/aicpu_op.py",
-        "                if self._verifies():\n",
+        "                if not force and self._verifies():\n",
         "                if False:\n",
         (RM + "test_eight_processes_bootstrap_the_same_fingerprint",),
         "a process uploads the inner SO only when it is not installed and intact",
@@ -474,8 +482,8 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "sim-teardown-keeps-context-memory",
         "runtime/sim/device.py",
-        "        self.resources.clear()\n        self.device.hbm.release_owner(self)\n",
-        "        self.resources.clear()\n",
+        "            self.resources.pop()\n        self.device.hbm.release_owner(self)\n",
+        "            self.resources.pop()\n",
         FINALIZE,
         "context teardown frees every byte the context held",
     ),
@@ -518,6 +526,166 @@ MUTANTS: tuple[Mutant, ...] = (
         "        finally:\n            pass\n",
         STAGING,
         "the extend-kernels loader frees its KernelArgs copy",
+    ),
+    # -- issue 8, classes 7, 8, 3: no leftovers, no host OOM, no hang on a FIFO -----------
+    Mutant(
+        "runner-without-finalizer",
+        "runtime/runner.py",
+        (
+            (
+                "            self._finalizer = weakref.finalize("
+                "self, _collected, self._teardown, label)\n",
+                "",
+            ),
+            (
+                "            self._finalizer.atexit = False"
+                "  # nothing outlives the process: no files, no device\n",
+                "",
+            ),
+        ),
+        UNFINALIZED,
+        "a runner collected without finalize() warns (ResourceWarning) and is released",
+    ),
+    m(
+        "collected-runner-not-released",
+        "runtime/runner.py",
+        "    _collected_queue.put(teardown)  # SimpleQueue.put is safe in finalizers\n",
+        "",
+        UNFINALIZED,
+        "the device state of a runner collected without finalize() is released",
+    ),
+    m(
+        "finalize-not-resumable",
+        "runtime/runner.py",
+        "            self._finalized = True\n            for prepared in self._prepared:\n",
+        "            if self._finalized:\n                return\n"
+        "            self._finalized = True\n            for prepared in self._prepared:\n",
+        CTRL_C,
+        "a finalize() cut short by Ctrl-C is finished by the next call",
+    ),
+    m(
+        "teardown-forgets-a-step-before-it-is-done",
+        "runtime/runner.py",
+        "            self.op.finalize()\n            self.op = None\n",
+        "            op, self.op = self.op, None\n            op.finalize()\n",
+        CTRL_C,
+        "a teardown step is recorded as done only once it completed",
+    ),
+    m(
+        "sim-context-release-not-resumable",
+        "runtime/sim/device.py",
+        "        self.alive = False\n        if not self._recorded:\n",
+        "        if not self.alive:\n            return\n"
+        "        self.alive = False\n        if not self._recorded:\n",
+        CTRL_C,
+        "a context teardown cut short by Ctrl-C is finished by the next call",
+    ),
+    m(
+        "op-json-in-the-temp-dir",
+        "runtime/aicpu_op.py",
+        '        self._json = anonymous_file(f"simpler_aicpu_{self.fingerprint}.json", data)\n'
+        "        return Path(path_of(self._json))\n",
+        "        import tempfile\n\n"
+        '        fd, name = tempfile.mkstemp(prefix="simpler_aicpu_", suffix=".json")\n'
+        "        os.write(fd, data)\n        os.close(fd)\n        return Path(name)\n",
+        UNFINALIZED + KILLED,
+        "the op JSON has no name on disk: nothing to leave behind",
+    ),
+    Mutant(
+        "so-copy-in-the-temp-dir",
+        "runtime/sim/sharedlib.py",
+        (
+            (
+                "    fd = os.memfd_create(label, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)\n",
+                "    path = f\"{__import__('tempfile').gettempdir()}/{label}.{id(data)}.so\"\n"
+                "    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o700)\n",
+            ),
+            ("        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)\n", ""),
+        ),
+        KILLED,
+        "the loader's private copy of an SO has no name on disk",
+    ),
+    Mutant(
+        "sharedlib-reuses-a-held-name",
+        "runtime/sim/sharedlib.py",
+        (
+            ("        if not registered(path_of(copy)):\n", "        if True:\n"),
+            (
+                "            if not copy.closed and registered(path_of(copy)):\n",
+                "            if False:\n",
+            ),
+        ),
+        (RR + "test_a_dlopen_path_still_held_elsewhere_never_names_another_library",),
+        "/proc/self/fd/N never names two libraries (the loader matches names first)",
+    ),
+    m(
+        "sweep-disabled",
+        "runtime/sim/fs.py",
+        "                self.swept = sweep_stale(self.directory)\n",
+        "                pass\n",
+        KILLED,
+        "the next bootstrap sweeps the temp files a killed dispatcher left",
+    ),
+    m(
+        "sweep-ignores-live-writers",
+        "runtime/sim/fs.py",
+        "                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n",
+        "                pass\n",
+        LIVE_DISPATCHER,
+        "a temp file is swept only when no writer can be mid-write (exclusive lock)",
+    ),
+    m(
+        "sim-host-cap-removed",
+        "runtime/sim/profiles.py",
+        "        return profile.hbm_bytes if cap is None else min(profile.hbm_bytes, cap)\n",
+        "        return profile.hbm_bytes\n",
+        (RR + "test_the_default_capacity_is_capped_by_the_host",),
+        "the default HBM capacity is capped by the host's memory",
+    ),
+    m(
+        "sim-memory-error-escapes",
+        "runtime/sim/memory.py",
+        "    except (MemoryError, OverflowError):\n",
+        "    except ZeroDivisionError:\n",
+        (RR + "test_a_failed_host_allocation_is_207001",),
+        "a host allocation that fails is 207001, never a bare MemoryError",
+    ),
+    m(
+        "sim-host-available-ignored",
+        "runtime/sim/host.py",
+        "    if available is not None and size > available * AVAILABLE_FRACTION:\n",
+        "    if False:\n",
+        (RR + "test_a_big_allocation_the_host_cannot_spare_now_is_207001",),
+        "a big allocation the host cannot spare now is 207001, not an OOM kill later",
+    ),
+    m(
+        "preinstall-special-file-kept",
+        "runtime/sim/fs.py",
+        "            try:\n                os.unlink(path)\n",
+        "            try:\n                pass\n",
+        (RR + "test_a_special_file_at_the_preinstalled_name_is_replaced_not_opened",),
+        "a FIFO at the preinstalled name is replaced, never opened (the dispatcher would hang)",
+    ),
+    m(
+        "sim-kernel-so-read-blocks",
+        "runtime/sim/binary.py",
+        "        data = read_regular(path)  # a FIFO or device: an error naming it, not a hang\n",
+        "        data = path.read_bytes()\n",
+        (RR + "test_simulator_calls_handed_a_fifo_fail_naming_it",),
+        "the simulator opens what it reads without blocking and requires a regular file",
+    ),
+    Mutant(
+        "sim-device-up-before-its-context",
+        "runtime/sim/device.py",
+        (
+            (
+                "hbm_capacity(profile, hbm_bytes))\n        elif device.arch",
+                "hbm_capacity(profile, hbm_bytes))\n"
+                "            _devices[device_id] = device\n        elif device.arch",
+            ),
+        ),
+        (RR + "test_a_fifo_instead_of_a_device_directory_is_named",),
+        "a failed rtCtxCreate leaves no device up",
     ),
     # -- runtime/abi.py and the C header: one ABI, two languages ---------------------------
     m(

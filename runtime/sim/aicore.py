@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from simpler_build.files import read_regular
+
 from ..abi import KERNEL_COUNT, KernelArgs, KernelEntry, KernelFn
 from .device import Context, Device, Stream
 from .errors import (
@@ -61,10 +63,9 @@ class KernelHandle:
         return self.ctx.check(call)
 
     def release(self) -> None:
-        """Context teardown only: there is no unregister call."""
-        if self.alive:
-            self.alive = False
-            self.lib.close()
+        """Context teardown only: there is no unregister call (a resumed call finishes it)."""
+        self.alive = False
+        self.lib.close()
 
 
 def rtRegisterAllKernel(ctx: Context, elf_path: str | os.PathLike[str]) -> KernelHandle:
@@ -74,7 +75,7 @@ def rtRegisterAllKernel(ctx: Context, elf_path: str | os.PathLike[str]) -> Kerne
     device.check_driver(call)
     path = Path(elf_path)
     try:
-        data = path.read_bytes()
+        data = read_regular(path)  # a FIFO or device: an error naming it, not a hang
     except OSError as exc:
         raise CannError(ACL_ERROR_RT_FILE_OPEN, call, f"{path}: {exc.strerror}") from None
     if not data:

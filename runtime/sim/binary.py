@@ -11,6 +11,7 @@ which is why callers suffix opTypes with the fingerprint.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from simpler_build.cache.fingerprint import fingerprint_bytes
+from simpler_build.files import read_regular
 
 from .device import Context, Device, Stream
 from .errors import (
@@ -57,24 +59,35 @@ class BinHandle:
             raise CannError(ACL_ERROR_RT_INVALID_HANDLE, call, f"{self.json_path} was unloaded")
         return self.ctx.check(call)
 
+    @property
+    def released(self) -> bool:
+        """Everything `release()` gives back was given back."""
+        return not (self.ops or self.libs or self.resident)
+
     def release(self) -> None:
-        """Unload: forget the opTypes, dlclose, free the resident bytes."""
-        if not self.alive:
-            return
+        """Unload: forget the opTypes, dlclose, free the resident bytes.
+
+        Each piece is dropped from its list once released, so a call interrupted
+        (Ctrl-C) part-way is finished by the next one, and a finished one is a no-op.
+        """
         self.alive = False
         device = self.ctx.device
         with device.lock:
-            for op in self.ops:
+            while self.ops:
+                op, _ = self.ops.popitem()
                 fp, refs = device.op_types.get(op, ("", 1))
                 if refs <= 1:
                     device.op_types.pop(op, None)
                 else:
                     device.op_types[op] = (fp, refs - 1)
-        for lib in self.libs:
-            lib.close()
-        for addr in self.resident:
+        while self.libs:
+            self.libs[-1].close()
+            self.libs.pop()
+        while self.resident:
             if self.ctx.alive:
-                device.hbm.free(addr, self.ctx, "rtsBinaryUnload")
+                with contextlib.suppress(CannError):  # freed just before an interrupt
+                    device.hbm.free(self.resident[-1], self.ctx, "rtsBinaryUnload")
+            self.resident.pop()
 
 
 @dataclass(frozen=True)
@@ -88,7 +101,7 @@ class FuncHandle:
 def _parse(json_path: Path, call: str) -> dict[str, tuple[str, str]]:
     """opType -> (kernelSo, functionName), or a clear error naming the file."""
     try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular(json_path).decode("utf-8"))
     except OSError as exc:
         raise CannError(ACL_ERROR_RT_FILE_OPEN, call, f"{json_path}: {exc.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -119,7 +132,7 @@ def _parse(json_path: Path, call: str) -> dict[str, tuple[str, str]]:
 def _read_verified(path: Path, call: str) -> tuple[bytes, str]:
     """The SO's bytes and fingerprint; a name-carried fingerprint must match the bytes."""
     try:
-        data = path.read_bytes()
+        data = read_regular(path)  # a FIFO or device: an error naming it, not a hang
     except OSError as exc:
         raise CannError(ACL_ERROR_RT_FILE_OPEN, call, f"{path}: {exc.strerror}") from None
     if not data:
@@ -237,5 +250,9 @@ def rtsLaunchCpuKernel(
 
 
 def rtsBinaryUnload(binary: BinHandle) -> None:
-    binary.check("rtsBinaryUnload")
+    """Unload `binary`; 107017 once it is unloaded (a call cut short by Ctrl-C may be repeated)."""
+    if binary.alive or not binary.released:
+        binary.ctx.check("rtsBinaryUnload")
+    else:
+        binary.check("rtsBinaryUnload")
     binary.ctx.release_resource(binary)

@@ -26,7 +26,7 @@ from .errors import (
     ACL_ERROR_RT_PARAM_INVALID,
     CannError,
 )
-from .fs import device_dir
+from .fs import device_dir, ensure_directory
 from .memory import HbmPool
 from .profiles import DeviceProfile, hbm_capacity, profile_for
 
@@ -85,6 +85,7 @@ class Context:
     def __init__(self, device: Device) -> None:
         self.device = device
         self.alive = True
+        self._recorded = False
         self.resources: list[Any] = []  # objects with a release() method and a `kind`
         self.released_at_teardown: Counter[str] = Counter()
 
@@ -104,15 +105,19 @@ class Context:
             self.resources.remove(resource)
 
     def release(self) -> None:
-        """Context teardown: unload/close everything, then free all memory it owns."""
-        if not self.alive:
-            return
+        """Context teardown: unload/close everything, then free all memory it owns.
+
+        Resumable: a resource leaves the list once released, so a teardown
+        interrupted part-way (Ctrl-C) is finished by the next call.
+        """
         self.alive = False
-        self.released_at_teardown = self.live()
-        self.device.released_at_teardown.update(self.released_at_teardown)
-        for res in reversed(self.resources):
-            res.release()
-        self.resources.clear()
+        if not self._recorded:
+            self.released_at_teardown = self.live()
+            self.device.released_at_teardown.update(self.released_at_teardown)
+            self._recorded = True
+        while self.resources:
+            self.resources[-1].release()
+            self.resources.pop()
         self.device.hbm.release_owner(self)
 
 
@@ -163,7 +168,6 @@ def rtCtxCreate(device_id: int, arch: str, hbm_bytes: int | None = None) -> Cont
         device = _devices.get(device_id)
         if device is None:
             device = Device(device_id, profile, hbm_capacity(profile, hbm_bytes))
-            _devices[device_id] = device
         elif device.arch != arch:
             raise CannError(
                 ACL_ERROR_RT_INVALID_DEVICEID,
@@ -177,18 +181,21 @@ def rtCtxCreate(device_id: int, arch: str, hbm_bytes: int | None = None) -> Cont
                 f"device {device_id} is up with {device.hbm.capacity} bytes of HBM, "
                 f"not {hbm_bytes}; reset it first",
             )
-        device_dir(device_id).mkdir(parents=True, exist_ok=True)
+        ensure_directory(device_dir(device_id))
         ctx = Context(device)
+        # Up only together with its first context: a failure (or Ctrl-C) above leaves no device.
+        _devices[device_id] = device
         device.contexts.append(ctx)
         device.stats["contexts_created"] += 1
         return ctx
 
 
 def rtCtxDestroy(ctx: Context) -> None:
-    """Release what the context holds; the last context's destruction tears the device down."""
+    """Release what the context holds; the last context's destruction tears the device down.
+
+    Every step is idempotent, so a call interrupted part-way is finished by the next.
+    """
     with _registry_lock:
-        if not ctx.alive:
-            return
         device = ctx.device
         ctx.release()
         if ctx in device.contexts:

@@ -1,7 +1,8 @@
 """The extend-kernels loader: `rtAicpuKernelLaunchExWithArgs` (architecture.md, bootstrap 1-2).
 
 It reads the dispatcher bytes and the DeviceArgs block out of device memory,
-writes the dispatcher to a private temporary file, dlopens it, insists on all
+copies the dispatcher to an anonymous sealed file (`sharedlib.py`: nothing
+is left on disk, whatever kills the process), dlopens it, insists on all
 three entry points and calls `DynTileFwkBackendKernelServerInit` with a
 KernelArgs (itself copied to device memory) whose `device_args` points at
 the host-prepared DeviceArgs.

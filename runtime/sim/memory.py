@@ -4,7 +4,9 @@ Every allocation is a ctypes buffer whose host address *is* the device
 address, so the real AICPU runtime SOs and AICore kernels compute on it
 directly.  The pool only counts bytes, records which owner (context) holds
 each block, and checks that device ranges handed to copies lie inside one
-live allocation -- the bug a stale pointer would otherwise hide.
+live allocation -- the bug a stale pointer would otherwise hide.  A request
+the host cannot back is the device's 207001, never a `MemoryError` or an
+OOM kill later (`host.py` says how that is judged).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import ctypes
 import threading
 from dataclasses import dataclass
 
+from . import host
 from .errors import ACL_ERROR_RT_MEMORY_ALLOCATION, ACL_ERROR_RT_PARAM_INVALID, CannError
 
 
@@ -49,7 +52,7 @@ class HbmPool:
                     f"{tag}: {size} bytes requested, {self.capacity - self.in_use} of "
                     f"{self.capacity} free",
                 )
-            buf = (ctypes.c_char * size)()
+            buf = _host_buffer(size, tag, call)
             alloc = Allocation(ctypes.addressof(buf), size, owner, tag, buf)
             self._allocs[alloc.addr] = alloc
             bisect.insort(self._starts, alloc.addr)
@@ -95,3 +98,16 @@ class HbmPool:
         del self._allocs[alloc.addr]
         self._starts.pop(bisect.bisect_left(self._starts, alloc.addr))
         self.in_use -= alloc.size
+
+
+def _host_buffer(size: int, tag: str, call: str) -> ctypes.Array:
+    """`size` zeroed bytes of host memory; 207001 when the host cannot or should not give them."""
+    why = host.refusal(size)
+    if why is not None:
+        raise CannError(ACL_ERROR_RT_MEMORY_ALLOCATION, call, f"{tag}: {why}")
+    try:
+        return (ctypes.c_char * size)()
+    except (MemoryError, OverflowError):
+        raise CannError(
+            ACL_ERROR_RT_MEMORY_ALLOCATION, call, f"{tag}: the host could not allocate {size} bytes"
+        ) from None

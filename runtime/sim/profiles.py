@@ -2,8 +2,9 @@
 
 Core counts match the build's arch profiles (site_scons/simpler_profiles.py),
 so the runtime can cross-check what an inner SO reports it was built for.
-Capacity is only accounting -- allocations are real host memory -- and can be
-lowered with `SIMPLER_SIM_HBM_BYTES` or a constructor argument to provoke
+Capacity is accounting over real host memory: by default the profile's HBM
+capped by what the host can back (`host.py`), and set with
+`SIMPLER_SIM_HBM_BYTES` or a constructor argument, e.g. to provoke
 exhaustion in tests.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+
+from . import host
 
 HBM_BYTES_ENV = "SIMPLER_SIM_HBM_BYTES"
 GIB = 1 << 30
@@ -44,7 +47,8 @@ def profile_for(arch: str) -> DeviceProfile:
 
 
 def hbm_capacity(profile: DeviceProfile, override: int | None = None) -> int:
-    """Capacity in bytes: the explicit override, else SIMPLER_SIM_HBM_BYTES, else the profile."""
+    """Capacity in bytes: the explicit override, else SIMPLER_SIM_HBM_BYTES, else the profile's
+    capped by the host (a 128 GiB device on a 16 GiB host is an OOM kill waiting to happen)."""
     if override is not None:
         value, source = override, "hbm_bytes"
     elif os.environ.get(HBM_BYTES_ENV):
@@ -55,7 +59,8 @@ def hbm_capacity(profile: DeviceProfile, override: int | None = None) -> int:
             raise ValueError(f"{HBM_BYTES_ENV}={raw!r} is not an integer byte count") from None
         source = HBM_BYTES_ENV
     else:
-        return profile.hbm_bytes
+        cap = host.capacity_cap()
+        return profile.hbm_bytes if cap is None else min(profile.hbm_bytes, cap)
     if value <= 0:
         raise ValueError(f"{source} must be a positive byte count, not {value}")
     return value
