@@ -1,17 +1,24 @@
 """Artifact-cache benchmark: hashing, memo, get, put, warm end to end, concurrency.
 
-Run: python bench/cache_bench.py [--build-dir build] [--hash-mib 64]
+Run: python bench/cache_bench.py [--build-dir build] [--hash-mib 64] [--json]
 
 Everything happens in a temporary cache directory (SIMPLER_CACHE_DIR is
 overridden for every child); the user's real cache is never touched.  The
 warm measurement uses the real build dir when it holds 4 manifests, else a
 synthesized one of the same shape (2 arches x 2 runtimes).
+
+Each end-to-end figure is printed next to its floor, measured in the same run
+(issue 9): `cache warm` on a warm cache for 4 and 100 manifests against
+`python -c pass` and a fresh process that only stats the same files, and a
+verified `get` in a fresh process against `cp` of the object.  `--json`
+prints every figure as one JSON object instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import multiprocessing as mp
 import os
 import shutil
@@ -30,6 +37,8 @@ from simpler_build.elf import shared_object_header
 from simpler_build.manifest import MANIFEST_NAME, BinaryRecord, Manifest, dump_manifest
 
 INNER_SIZE = 365_000  # the a5 inner SO, roughly
+#: Every figure, for --json.
+RESULTS: dict[str, object] = {}
 
 
 def _best(fn, repeat: int = 3) -> float:
@@ -107,12 +116,30 @@ def bench_put_get(work: Path) -> list[str]:
     get_us = statistics.median(r[0] for r in runs)
     import_ms = statistics.median(r[1] for r in runs)
     wall = statistics.median(r[2] for r in runs)
+    cp_walls = []
+    for fp in fps[:5]:
+        t0 = time.perf_counter()
+        subprocess.run(["cp", str(cache.layout.object_path(fp)), str(work / "cp.so")], check=True)
+        cp_walls.append(time.perf_counter() - t0)
+    cp_wall = statistics.median(cp_walls)
+    RESULTS["put_new_ms"] = put_new * 1e3
+    RESULTS["put_present_us"] = put_again * 1e6
+    RESULTS["get_in_process_us"] = get_warm * 1e6
+    RESULTS["get_fresh_process"] = {
+        "wall_ms": wall * 1e3,
+        "get_us": get_us,
+        "import_ms": import_ms,
+        "floor_cp_ms": cp_wall * 1e3,
+        "ratio": wall / cp_wall,
+    }
     return [
         f"put       new {put_new * 1e3:6.2f} ms | already present {put_again * 1e6:6.1f} us "
         f"(365 KB, fsync'd, mean of {len(blobs)})",
         f"get       verified, fresh process {get_us:6.1f} us (median of 5; "
         f"import {import_ms:.1f} ms, process wall {wall * 1e3:.0f} ms) | "
         f"in-process {get_warm * 1e6:.1f} us",
+        f"get e2e   fresh process {wall * 1e3:6.1f} ms | floor `cp` of the object "
+        f"{cp_wall * 1e3:5.1f} ms | {wall / cp_wall:4.1f}x (median of 5)",
     ]
 
 
@@ -153,22 +180,70 @@ def warm_build_dir(requested: Path, work: Path) -> tuple[Path, str]:
     return build, "synthesized, 4 manifests"
 
 
-def bench_warm_e2e(build: Path, label: str, work: Path) -> str:
-    exe = shutil.which("simpler-build")
-    cmd = [exe] if exe else [sys.executable, "-m", "simpler_build.cli"]
-    cmd += ["cache", "warm", str(build)]
-    env = {**os.environ, "SIMPLER_CACHE_DIR": str(work / "cache-warm")}
-    subprocess.run(cmd, env=env, check=True, capture_output=True)
+_STAT_WALK = r"""
+import os, sys
+for path in open(sys.argv[1]).read().split("\n"):
+    if path:
+        os.stat(path)
+"""
+
+
+def _wall(cmd: list[str], env: dict[str, str] | None = None, runs: int = 7) -> list[float]:
     times = []
-    for _ in range(7):
+    for _ in range(runs):
         t0 = time.perf_counter()
         subprocess.run(cmd, env=env, check=True, capture_output=True)
         times.append(time.perf_counter() - t0)
-    bare = _best(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), 5)
+    return times
+
+
+def synth_build(root: Path, count: int, size: int) -> Path:
+    """`count` manifests (2 arches, `count // 2` runtimes each), 3 binaries each."""
+    for k in range(count):
+        arch = ("a2a3", "a5")[k % 2]
+        synth_manifest(root / arch / f"rt{k // 2}", arch, f"rt{k // 2}", size)
+    return root
+
+
+def bench_warm_e2e(build: Path, label: str, work: Path, name: str) -> str:
+    """`cache warm` on an already warm cache, next to its floors: `python -c pass`
+    and a fresh process that only stats every manifest and binary."""
+    from simpler_build.manifest import find_manifests, load_manifest
+
+    exe = shutil.which("simpler-build")
+    cmd = [exe] if exe else [sys.executable, "-m", "simpler_build.cli"]
+    cmd += ["cache", "warm", str(build)]
+    env = {**os.environ, "SIMPLER_CACHE_DIR": str(work / f"cache-{name}")}
+    manifests = find_manifests(build)
+    files = [str(m) for m in manifests]
+    files += [str(b.path) for m in manifests for b in load_manifest(m).binaries.values()]
+    listing = work / f"{name}-files.txt"
+    listing.write_text("\n".join(files))
+    subprocess.run(cmd, env=env, check=True, capture_output=True)  # fill the cache
+    # Git's racy rule: the stat index trusts a file only 2 s after its last change.
+    newest = max(max(os.stat(f).st_mtime, os.stat(f).st_ctime) for f in files)
+    time.sleep(max(0.0, newest + 2.1 - time.time()))
+    subprocess.run(cmd, env=env, check=True, capture_output=True)  # hash once more, record
+    times = _wall(cmd, env)
+    bare = _wall([sys.executable, "-c", "pass"])
+    walk = _wall([sys.executable, "-c", _STAT_WALK, str(listing)])
+    best, med = min(times), statistics.median(times)
+    RESULTS[f"warm_{name}"] = {
+        "manifests": len(manifests),
+        "label": label,
+        "min_ms": best * 1e3,
+        "median_ms": med * 1e3,
+        "floor_python_pass_ms": statistics.median(bare) * 1e3,
+        "floor_stat_walk_ms": statistics.median(walk) * 1e3,
+        "ratio_python_pass": med / statistics.median(bare),
+        "ratio_stat_walk": med / statistics.median(walk),
+    }
     return (
-        f"warm e2e  {min(times):.3f} s min | {statistics.median(times):.3f} s median of 7 "
-        f"(already warm; {label}; `{' '.join(Path(c).name for c in cmd[:1])} cache warm`; "
-        f"bare python start {bare:.3f} s)"
+        f"warm e2e  {len(manifests):4d} manifests {med * 1e3:6.1f} ms median of 7 "
+        f"(min {best * 1e3:.1f}) | floors: `python -c pass` {statistics.median(bare) * 1e3:5.1f} ms"
+        f" ({med / statistics.median(bare):4.2f}x), stat-only walk of the same "
+        f"{len(files)} files {statistics.median(walk) * 1e3:5.1f} ms "
+        f"({med / statistics.median(walk):4.2f}x) [{label}; already warm]"
     )
 
 
@@ -202,6 +277,7 @@ def bench_concurrency(work: Path, count: int, size: int) -> list[str]:
         wall = max(e for _, e in spans) - min(s for s, _ in spans)
         # Every manifest names three distinct binaries; all three are cached.
         assert ArtifactCache(cache_dir).verify().checked == 3 * count
+        RESULTS[f"warm_concurrent_x{procs}_s"] = wall
         lines.append(
             f"warm x{procs:<2}   {wall:6.3f} s for {count} manifests x 3 binaries "
             f"({size // 1000} KB inner SOs) into an empty cache"
@@ -216,19 +292,32 @@ def main() -> int:
     parser.add_argument("--build-dir", type=Path, default=Path(__file__).parent.parent / "build")
     parser.add_argument("--hash-mib", type=int, default=64)
     parser.add_argument("--objects", type=int, default=32, help="SOs per concurrency run")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+
+    def say(line: str) -> None:
+        RESULTS.setdefault("lines", []).append(line)  # type: ignore[union-attr]
+        if not args.json:
+            print(line, flush=True)
+
     with tempfile.TemporaryDirectory(prefix="simpler-cache-bench-") as tmp:
         work = Path(tmp)
         os.environ["SIMPLER_CACHE_DIR"] = str(work / "cache-default")
-        print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, temp dir {work}")
-        print(bench_hash(args.hash_mib), flush=True)
-        print(bench_memo(work), flush=True)
+        RESULTS["python"] = sys.version.split()[0]
+        RESULTS["cpus"] = os.cpu_count()
+        say(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, temp dir {work}")
+        say(bench_hash(args.hash_mib))
+        say(bench_memo(work))
         for line in bench_put_get(work):
-            print(line, flush=True)
+            say(line)
         build, label = warm_build_dir(args.build_dir, work)
-        print(bench_warm_e2e(build, label, work), flush=True)
+        say(bench_warm_e2e(build, label, work, "4"))
+        many = synth_build(work / "build-100", 100, 14_000)
+        say(bench_warm_e2e(many, "synthesized, 14 KB SOs", work, "100"))
         for line in bench_concurrency(work, args.objects, INNER_SIZE):
-            print(line, flush=True)
+            say(line)
+    if args.json:
+        print(json.dumps(RESULTS, indent=2, sort_keys=True))
     return 0
 
 

@@ -1,6 +1,6 @@
 """`simpler-build cache {warm,fetch,push,stats,verify,gc,ls,clear}`.
 
-Imports stay light (no tqdm unless a bar is shown, no filelock unless a lock
+Imports stay light (no tqdm unless a bar is shown, no lock module unless a lock
 is taken) because `cache warm` on a warm cache runs in every build and CI
 shard.  Errors print one line, ``simpler-build cache: error: <path>: <problem>``,
 and exit 1; usage errors exit 2.
@@ -132,7 +132,7 @@ def _emit_json(obj: Any) -> None:
 def _cmd_warm(cache: Any, args: argparse.Namespace) -> int:
     from simpler_build.cache import warm
 
-    tasks = warm.plan(args.sources)
+    tasks = warm.plan(args.sources, cache)
     bar = None
     if sys.stderr.isatty() and len(tasks) >= PROGRESS_MIN_ENTRIES and not args.json:
         from tqdm import tqdm

@@ -8,6 +8,10 @@ once; a changed file has a different key and is hashed again.  The key also
 holds ctime_ns, which no user call can set: a file rewritten in place and
 given its old mtime back (`touch -d`, `os.utime`) still gets a new ctime, so
 the memo is never fooled into returning the old fingerprint.
+
+On a memo miss, an optional process-shared stat index (cache/index.py, set
+with `use_index` by `warm`) may answer from the same stat key; a file that is
+read is recorded there under git's racy rule.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ _MemoKey = tuple[str, int, int, int, int, int]
 _memo: dict[_MemoKey, str] = {}
 _memo_lock = threading.Lock()
 _memo_stats = {"hits": 0, "misses": 0}
+#: The persistent stat index consulted on a memo miss (None: hash every miss).
+_index = None
 
 
 def fingerprint_bytes(data: bytes | bytearray | memoryview) -> str:
@@ -77,10 +83,17 @@ def fingerprint_file(path: str | os.PathLike[str]) -> str:
         if cached is not None:
             _memo_stats["hits"] += 1
             return cached
+    index = _index
+    if index is not None and (indexed := index.lookup(st)) is not None:
+        with _memo_lock:
+            _memo[key] = indexed
+        return indexed
     fd = open_regular(abspath)  # a FIFO or device: NotRegularFile, never a hang
     try:
         fst = os.fstat(fd)
         digest = _hash_open_file(fd)
+        if index is not None:
+            index.record(fst, os.fstat(fd), digest)
     finally:
         os.close(fd)
     read_key: _MemoKey = (
@@ -95,6 +108,14 @@ def fingerprint_file(path: str | os.PathLike[str]) -> str:
         _memo[read_key] = digest
         _memo_stats["misses"] += 1
     return digest
+
+
+def use_index(index: object | None) -> object | None:
+    """Consult `index` (a cache.index.StatIndex, or None) on memo misses; returns the
+    previous one so a caller can restore it."""
+    global _index
+    previous, _index = _index, index
+    return previous
 
 
 def digests_file(path: str | os.PathLike[str]) -> tuple[str, str, int]:
@@ -151,4 +172,5 @@ __all__ = [
     "is_fingerprint",
     "memo_stats",
     "sha256_bytes",
+    "use_index",
 ]

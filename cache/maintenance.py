@@ -710,7 +710,7 @@ def _sweep_locks(cache: ArtifactCache, report: GcReport) -> None:
             if not is_fingerprint(fp) or os.path.lexists(lay.object_path(fp)):
                 continue
             path = Path(item.path)
-            # Unlink while holding it: filelock re-checks st_nlink after flock, so a
+            # Unlink while holding it: a waiter re-checks st_nlink after flock, so a
             # waiter on the old inode retries on a fresh file instead of sharing it.
             with _guard(report, path), cache._try_lock(path) as free:
                 if free and not os.path.lexists(lay.object_path(fp)) and _unlink(path):

@@ -1,7 +1,7 @@
 """ArtifactCache: the process-shared, content-addressed store of inner SOs.
 
 Objects are immutable and named by their XXH3-64 fingerprint; every mutation
-of an entry happens under that entry's flock (filelock), every file is
+of an entry happens under that entry's flock (_flock.py), every file is
 published by temp file + fsync + rename (atomic.py), and every read hashes the
 bytes before handing out a path, so no process ever sees a partial or corrupt
 object however many processes share the root.  The on-disk format is in
@@ -46,7 +46,6 @@ META_MODE = 0o644
 META_FORMAT = 1
 #: How long put/get wait for another process holding an entry lock.
 LOCK_TIMEOUT = 300.0
-_LOCK_POLL = 0.002
 
 
 @dataclass(frozen=True)
@@ -152,7 +151,7 @@ class ArtifactCache:
         self.root = Path(root).expanduser().absolute()
         self.max_bytes = max_bytes
         self.layout = Layout(self.root)
-        self._counters = Counters(self.layout.stats_file)
+        self._counters = Counters(self.layout.stats_file, self._ensure_root)
         self._ready = False
 
     def __repr__(self) -> str:
@@ -203,13 +202,13 @@ class ArtifactCache:
 
     @contextmanager
     def _lock_path(self, path: Path, timeout: float) -> Iterator[None]:
-        """flock via filelock, imported here so the warm fast path never pays for it."""
-        from filelock import Timeout, UnixFileLock
+        """Hold flock on `path`, blocked in the kernel while another process holds it
+        (_flock.py; imported here so the warm fast path never pays for it)."""
+        from simpler_build.cache import _flock
 
-        lock = UnixFileLock(path, timeout=timeout, poll_interval=_LOCK_POLL)
         try:
-            lock.acquire()
-        except Timeout:
+            fd = _flock.acquire(path, timeout)
+        except _flock.LockTimeout:
             raise CacheLockError(
                 path, f"lock still held by another process after {timeout:g} s"
             ) from None
@@ -218,36 +217,27 @@ class ArtifactCache:
         try:
             yield
         finally:
-            lock.release()
+            _flock.release(fd)
 
     @contextmanager
     def _try_lock(self, path: Path) -> Iterator[bool]:
         """Non-blocking flock on `path`; yields whether it was taken (gc probes writers)."""
-        from filelock import Timeout, UnixFileLock
+        from simpler_build.cache import _flock
 
-        lock = UnixFileLock(path, timeout=0, poll_interval=_LOCK_POLL)
         try:
-            lock.acquire(blocking=False)
-        except (Timeout, OSError):
+            fd = _flock.acquire(path, 0)
+        except (_flock.LockTimeout, OSError):
             yield False
             return
         try:
             yield True
         finally:
-            lock.release()
+            _flock.release(fd)
 
     def _bump(self, **deltas: int) -> None:
-        """Best-effort counter update: statistics never fail a read."""
-        try:
-            self._counters.bump(**deltas)
-        except FileNotFoundError:
-            try:
-                self._ensure_root()
-                self._counters.bump(**deltas)
-            except (OSError, CacheError):
-                pass
-        except OSError:
-            pass
+        """Count in this process's tally (counters.py writes it at exit, after
+        FLUSH_INTERVAL, or before a read): statistics never fail or slow a read."""
+        self._counters.bump(**deltas)
 
     # -- entries and metadata ---------------------------------------------------------
 

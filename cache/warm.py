@@ -150,14 +150,27 @@ def elf_problem(path: Path) -> str | None:
         os.close(fd)
 
 
-def plan(sources: Iterable[str | Path]) -> list[WarmTask]:
+def plan(sources: Iterable[str | Path], cache: ArtifactCache | None = None) -> list[WarmTask]:
     """Check every manifest before anything is put: bad input leaves the cache unchanged.
 
     One task per (manifest, role); binaries that several manifests share (the
     dispatcher and AICore ELF of an arch) are added once and then reported
-    as present.
+    as present.  With `cache`, fingerprints go through its root's persistent
+    stat index (index.py), so a binary unchanged since an earlier process
+    checked it is not read again.
     """
-    return [task for path in collect_manifests(sources) for task in check_manifest(path)]
+    if cache is None:
+        return [task for path in collect_manifests(sources) for task in check_manifest(path)]
+    from simpler_build.cache.fingerprint import use_index
+    from simpler_build.cache.index import StatIndex
+
+    index = StatIndex(cache.root)
+    previous = use_index(index)
+    try:
+        return [task for path in collect_manifests(sources) for task in check_manifest(path)]
+    finally:
+        use_index(previous)
+        index.flush()
 
 
 def apply(
@@ -190,7 +203,7 @@ def apply(
 
 def warm(cache: ArtifactCache, sources: list[Path]) -> WarmReport:
     """Put every binary of every manifest in `sources` (manifest files or build dirs)."""
-    return apply(cache, plan(sources))
+    return apply(cache, plan(sources, cache))
 
 
 __all__ = [

@@ -96,6 +96,7 @@ SD = "tests/scons/test_invariants_dispatcher.py::"
 SI = "tests/scons/test_dispatcher_init.py::"
 SM = "tests/scons/test_invariants_manifest.py::"
 RR = "tests/runtime/test_reliability_runtime.py::"
+CP = "tests/cache/test_perf_invariants.py::"
 
 DURABLE = (CI + "test_put_writes_fsyncs_renames_then_fsyncs_the_directory",)
 MEMO_MTIME = (CI + "test_memo_hits_an_unchanged_file_and_follows_a_same_size_rewrite",)
@@ -188,6 +189,39 @@ MUTANTS: tuple[Mutant, ...] = (
         "_O_NOFOLLOW = 0",
         (CE + "test_symlinked_object_path_is_refused",),
         "a symlink planted at a cache path is refused, never followed",
+    ),
+    # -- cache/index.py, cache/_flock.py, cache/counters.py: cheap hits (issue 9) ----------
+    m(
+        "index-trusts-racy-entries",
+        "cache/index.py",
+        "        return now - st.st_mtime_ns >= RACY_NS and now - st.st_ctime_ns >= RACY_NS\n",
+        "        return True\n",
+        (CP + "test_racy_entries_are_not_recorded",),
+        "an index entry too recent to trust is never recorded (git's racy rule)",
+    ),
+    m(
+        "index-key-drops-ctime",
+        "cache/index.py",
+        'return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"',
+        'return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} 0"',
+        (CP + "test_in_place_rewrite_with_the_old_mtime_is_never_answered_from_the_index",),
+        "the stat index is never fooled by a rewrite that restores size and mtime",
+    ),
+    m(
+        "flock-keeps-an-unlinked-lock-file",
+        "cache/_flock.py",
+        "    if held.st_nlink == 0:\n        return False\n",
+        "    return True\n",
+        (CP + "test_a_waiter_that_wins_an_unlinked_lock_file_takes_the_new_one",),
+        "a waiter that wins the flock of an unlinked lock file retries on the new one",
+    ),
+    m(
+        "counters-fork-double-counts",
+        "cache/counters.py",
+        "    os.register_at_fork(after_in_child=_after_fork_in_child)\n",
+        "    pass\n",
+        (CP + "test_multiprocessing_children_flush_and_a_fork_does_not_double_count",),
+        "a forked child never writes its parent's unwritten counts again",
     ),
     # -- cache/fingerprint.py: the memo key and the fingerprint's shape ------------------
     # The key is (path, dev, inode, size, mtime_ns, ctime_ns): a mutant zeroes fields in
