@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from simpler_build.cache.fingerprint import fingerprint_file
+from simpler_build.cache.fingerprint import fingerprint_bytes
+from simpler_build.files import read_regular
 
 from . import sim
 from .abi import ABI_VERSION, GRAPH_MAGIC, NO_TASK, ExecArgs, KernelId, Status, Task
@@ -221,12 +222,17 @@ class DeviceRunner:
     def _kernel_handle(self) -> sim.KernelHandle:
         """The AICore handle: registered on first use, then the cached one, every time."""
         if self._aicore is None:
+            # Hash the very bytes that go to the device, in the read that loads them.
+            try:
+                elf = read_regular(self.bins.aicore)
+            except OSError as exc:
+                raise BinaryError(self.bins.aicore, f"AICore ELF: {exc.strerror or exc}") from None
             expected = self.bins.fingerprints.get("aicore")
-            if expected is not None and fingerprint_file(self.bins.aicore) != expected:
+            if expected is not None and fingerprint_bytes(elf) != expected:
                 raise BinaryError(
                     self.bins.aicore, f"AICore ELF no longer hashes to {expected}; not loading it"
                 )
-            self._aicore = sim.rtRegisterAllKernel(self.ctx, self.bins.aicore)
+            self._aicore = sim.rtRegisterAllKernel(self.ctx, elf, str(self.bins.aicore))
             self._counts["aicore_registrations"] += 1
         return self._aicore
 

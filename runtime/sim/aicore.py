@@ -68,16 +68,26 @@ class KernelHandle:
         self.lib.close()
 
 
-def rtRegisterAllKernel(ctx: Context, elf_path: str | os.PathLike[str]) -> KernelHandle:
-    """Pin the AICore ELF in HBM and resolve its kernel table; 207001 breaks the driver."""
+def rtRegisterAllKernel(
+    ctx: Context, elf: str | os.PathLike[str] | bytes, name: str | None = None
+) -> KernelHandle:
+    """Pin the AICore ELF in HBM and resolve its kernel table; 207001 breaks the driver.
+
+    `elf` is the binary itself, as CANN's rtDevBinary_t carries it (the
+    runtime passes the very bytes it hashed against the manifest), or a path
+    to read it from; `name` labels it in errors.
+    """
     call = "rtRegisterAllKernel"
     device = ctx.check(call)
     device.check_driver(call)
-    path = Path(elf_path)
-    try:
-        data = read_regular(path)  # a FIFO or device: an error naming it, not a hang
-    except OSError as exc:
-        raise CannError(ACL_ERROR_RT_FILE_OPEN, call, f"{path}: {exc.strerror}") from None
+    if isinstance(elf, bytes):
+        data, path = elf, Path(name or "aicore_kernels.elf")
+    else:
+        path = Path(elf)
+        try:
+            data = read_regular(path)  # a FIFO or device: an error naming it, not a hang
+        except OSError as exc:
+            raise CannError(ACL_ERROR_RT_FILE_OPEN, call, f"{path}: {exc.strerror}") from None
     if not data:
         raise CannError(ACL_ERROR_RT_PARAM_INVALID, call, f"{path}: empty AICore binary")
     try:
