@@ -28,7 +28,7 @@ from simpler_build.files import read_regular
 from simpler_build.manifest import ROLES, Manifest, ManifestError, load_manifest
 
 if TYPE_CHECKING:
-    from simpler_build.cache.store import ArtifactCache
+    from simpler_build.cache.store import ArtifactCache, CacheEntry
     from simpler_build.remote import RemoteStorage
 
 
@@ -48,6 +48,21 @@ class Wanted:
 
     def label(self) -> str:
         return f"{self.role} {self.fingerprint} ({self.beside.name})"
+
+    def put_into(
+        self, cache: ArtifactCache, source: Path | bytes, sha256: str | None = None
+    ) -> CacheEntry:
+        """Put `source` into `cache` as this binary: its fingerprint (checked by put) and
+        its metadata.  `sha256` overrides the manifest's (a pull knows the real one)."""
+        return cache.put(
+            source,
+            fingerprint=self.fingerprint,
+            arch=self.arch,
+            runtime=self.runtime,
+            build_id=self.build_id,
+            role=self.role,
+            sha256=sha256 or self.sha256,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -204,15 +219,7 @@ def pull(
                         file=sys.stderr,
                     )
                     continue
-                cache.put(
-                    obj.data,
-                    fingerprint=w.fingerprint,
-                    arch=w.arch,
-                    runtime=w.runtime,
-                    build_id=w.build_id,
-                    role=w.role,
-                    sha256=sha256_bytes(obj.data),
-                )
+                w.put_into(cache, obj.data, sha256_bytes(obj.data))
                 del by_fp[fp]
                 report.pulled.append(w)
                 report.bytes_pulled += len(obj.data)

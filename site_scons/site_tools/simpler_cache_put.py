@@ -33,15 +33,7 @@ def _publish(target: list[Any], source: list[Any], env: Any) -> int:
     lines = []
     try:
         for w in wanted_of(manifest):
-            entry = cache.put(
-                w.beside,
-                arch=w.arch,
-                runtime=w.runtime,
-                build_id=w.build_id,
-                fingerprint=w.fingerprint,
-                role=w.role,
-                sha256=w.sha256,
-            )
+            entry = w.put_into(cache, w.beside)
             lines.append(f"{w.role} {entry.fingerprint} {entry.path}")
     except CacheError as exc:
         # The binaries are built and stay; only publishing failed.  One clear line, no trace.
