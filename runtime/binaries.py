@@ -20,6 +20,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from simpler_build.cache.fingerprint import fingerprint_file
+from simpler_build.files import NotRegularFile, open_regular
 from simpler_build.manifest import ROLES, ManifestError, load_manifest
 
 from .sim.profiles import PROFILES
@@ -41,9 +42,13 @@ class BinaryError(ValueError):
 
 
 def check_elf(path: Path, role: str) -> None:
-    """Raise BinaryError unless `path` is a readable, non-empty ELF shared object."""
+    """Raise BinaryError unless `path` is a readable, non-empty ELF shared object.
+
+    Opened through `open_regular`, so a FIFO or device given to `from_paths`
+    is refused by name instead of blocking the caller forever.
+    """
     try:
-        with open(path, "rb") as f:
+        with os.fdopen(open_regular(path), "rb") as f:
             head = f.read(len(ELF_MAGIC))
             if not head:
                 raise BinaryError(path, f"{role} is an empty file")
@@ -53,8 +58,8 @@ def check_elf(path: Path, role: str) -> None:
             elf_type = ELFFile(f).header["e_type"]
     except FileNotFoundError:
         raise BinaryError(path, f"{role} does not exist") from None
-    except IsADirectoryError:
-        raise BinaryError(path, f"{role} is a directory, not a file") from None
+    except NotRegularFile as exc:
+        raise BinaryError(path, f"{role} {exc.strerror}") from None
     except OSError as exc:
         raise BinaryError(path, f"{role} cannot be read: {exc.strerror}") from None
     except ELFError as exc:

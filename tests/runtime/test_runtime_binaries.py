@@ -158,3 +158,31 @@ def test_from_paths_validates(runtime_lib: Path, tmp_path: Path) -> None:
         RuntimeBinaries.from_paths("a2a3", "host_build_graph", text, bins.inner_so, bins.aicore)
     with pytest.raises(ValueError, match="unknown arch"):
         RuntimeBinaries.from_paths("a4", "x", bins.dispatcher, bins.inner_so, bins.aicore)
+
+
+def test_from_paths_refuses_a_fifo_without_blocking(runtime_lib: Path, tmp_path: Path) -> None:
+    """A FIFO handed to from_paths is named, never opened for a blocking read."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "inner.so"
+    os.mkfifo(fifo)
+    d = runtime_lib / "a2a3"
+    code = (
+        "import sys\n"
+        "from simpler_build.runtime import BinaryError, RuntimeBinaries\n"
+        "try:\n"
+        "    RuntimeBinaries.from_paths('a2a3', 'host_build_graph', *sys.argv[1:])\n"
+        "except BinaryError as exc:\n"
+        "    print(exc)\n"
+    )
+    args = [
+        str(d / "dispatcher" / "libsimpler_aicpu_dispatcher.so"),
+        str(fifo),
+        str(d / "host_build_graph" / "aicore_kernels.elf"),
+    ]
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=30
+    )
+    assert out.stdout.strip() == f"{fifo}: inner_so is a FIFO, not a regular file", out.stderr
