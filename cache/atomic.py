@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,12 +20,11 @@ from pathlib import Path
 import xxhash
 
 from simpler_build.cache.errors import UnsafePathError
-from simpler_build.files import kind_of
+from simpler_build.files import NotRegularFile, open_regular
 
 CHUNK = 1 << 20
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 def _write_chunk(fd: int, chunk: memoryview) -> None:
@@ -49,28 +47,24 @@ def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
         _write_chunk(fd, view[start : start + CHUNK])
 
 
-def open_nofollow(path: str | Path, flags: int = os.O_RDONLY) -> int:
-    """Open a regular file without following a symlink at its last component.
+def open_nofollow(path: str | Path) -> int:
+    """Open a regular file for reading without following a symlink at its last component.
 
+    One mechanism with the rest of the toolkit (`simpler_build.files.open_regular`:
+    O_NONBLOCK, so a FIFO planted at a cache path is refused, not waited on).
     Raises UnsafePathError for a symlink or a non-regular file; other
     OSErrors (ENOENT, ENOTDIR, ...) propagate unchanged for the caller to map.
     """
     try:
-        # O_NONBLOCK: a FIFO planted at a cache path must be refused, not waited on.
-        fd = os.open(path, flags | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK)
+        return open_regular(path, follow_symlinks=False)
+    except NotRegularFile as exc:
+        if exc.kind == "a symlink":
+            raise UnsafePathError(path, "is a symlink; refusing to follow it") from None
+        raise UnsafePathError(path, f"is {exc.kind}, not a regular file") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise UnsafePathError(path, "is a symlink; refusing to follow it") from None
         raise
-    try:
-        mode = os.fstat(fd).st_mode
-    except BaseException:
-        os.close(fd)
-        raise
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise UnsafePathError(path, f"is {kind_of(mode)}, not a regular file")
-    return fd
 
 
 def read_nofollow(path: Path) -> bytes:

@@ -184,7 +184,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "atomic-follows-symlinks",
-        "cache/atomic.py",
+        "simpler_build/files.py",
         '_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)',
         "_O_NOFOLLOW = 0",
         (CE + "test_symlinked_object_path_is_refused",),
