@@ -239,15 +239,7 @@ def pull_per_object(cache: ArtifactCache, wanted: Sequence[Wanted], port: int) -
             problem = "missing" if data is None else check_pulled(w, data, meta)
             if problem is not None:
                 raise RuntimeError(f"per-object baseline: {w.label()}: {problem}")
-            cache.put(
-                data,
-                fingerprint=w.fingerprint,
-                arch=w.arch,
-                runtime=w.runtime,
-                build_id=w.build_id,
-                role=w.role,
-                sha256=sha256_bytes(data),
-            )
+            w.put_into(cache, data, sha256_bytes(data))  # as `pull` does
     finally:
         client.close()
 

@@ -16,7 +16,7 @@ import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,26 +110,7 @@ class CacheStats:
     bytes_pushed: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "root": str(self.root),
-            "entries": self.entries,
-            "bytes": self.bytes,
-            "hits": self.hits,
-            "misses": self.misses,
-            "added": self.added,
-            "evictions": self.evictions,
-            "corruptions": self.corruptions,
-            "bytes_added": self.bytes_added,
-            "bytes_evicted": self.bytes_evicted,
-            "max_bytes": self.max_bytes,
-            "quarantined": self.quarantined,
-            "remote_hits": self.remote_hits,
-            "remote_misses": self.remote_misses,
-            "remote_errors": self.remote_errors,
-            "remote_rejected": self.remote_rejected,
-            "bytes_pulled": self.bytes_pulled,
-            "bytes_pushed": self.bytes_pushed,
-        }
+        return {**asdict(self), "root": str(self.root)}
 
 
 def _check_fp(fingerprint: str) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simpler_build.cache.errors import SourceError
-from simpler_build.cache.fingerprint import fingerprint_bytes, fingerprint_file, sha256_bytes
+from simpler_build.cache.fingerprint import fingerprint_bytes, sha256_bytes
 from simpler_build.elf import header_problem
 from simpler_build.files import read_regular
 from simpler_build.manifest import ROLES, Manifest, ManifestError, load_manifest
@@ -270,8 +270,7 @@ class PushReport:
 def verified_bytes(cache: ArtifactCache, w: Wanted) -> bytes | None:
     """The wanted bytes from beside the manifest or from the local cache, checked, or None."""
     try:
-        ok = fingerprint_file(w.beside) == w.fingerprint
-        data = read_regular(w.beside) if ok else b""
+        data = read_regular(w.beside)  # one read; _intact hashes exactly these bytes
     except OSError:
         data = b""
     if data and _intact(w, data) and header_problem(data[:64]) is None:
