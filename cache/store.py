@@ -355,8 +355,6 @@ class ArtifactCache:
                 actual = fingerprint_file(src)
             except FileNotFoundError:
                 raise SourceError(src, "no such file") from None
-            except IsADirectoryError:
-                raise SourceError(src, "is a directory, not a file") from None
             except NotRegularFile as exc:
                 raise SourceError(src, exc.strerror) from None
             except OSError as exc:

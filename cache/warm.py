@@ -117,8 +117,6 @@ def _check_binary(manifest: Manifest, role: str) -> WarmTask:
         actual = fingerprint_file(record.path)
     except FileNotFoundError:
         raise SourceError(record.path, f"missing (named by {manifest.path})") from None
-    except IsADirectoryError:
-        raise SourceError(record.path, f"is a directory (named by {manifest.path})") from None
     except NotRegularFile as exc:
         raise SourceError(record.path, f"{exc.strerror} (named by {manifest.path})") from None
     except OSError as exc:
