@@ -76,6 +76,48 @@ def bench_memo(work: Path) -> str:
     return f"memo      hit {hit * 1e6:6.2f} us/call | miss (read + hash) {miss * 1e6:7.1f} us"
 
 
+_FINGERPRINT_CHILD = r"""
+import sys, time
+from simpler_build.cache.fingerprint import fingerprint_file
+files = sys.argv[1:]
+t0 = time.perf_counter()
+for f in files:
+    fingerprint_file(f)
+t1 = time.perf_counter()
+for f in files:
+    with open(f, "rb", buffering=0) as fh:
+        fh.readall()
+t2 = time.perf_counter()
+print(f"{t1 - t0} {t2 - t1}")
+"""
+
+
+def bench_fingerprint(work: Path, count: int = 16, size: int = 4 << 20) -> str:
+    """fingerprint_file of 4 MiB files in a fresh process, against a raw read of the same files."""
+    files = []
+    for k in range(count):
+        path = work / f"fp-{k}.so"
+        path.write_bytes(os.urandom(size))
+        files.append(str(path))
+    runs = []
+    for _ in range(5):
+        out = subprocess.run(
+            [sys.executable, "-c", _FINGERPRINT_CHILD, *files],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        runs.append(tuple(float(x) for x in out.stdout.split()))
+    fp_t = statistics.median(r[0] for r in runs)
+    raw_t = statistics.median(r[1] for r in runs)
+    mbs = lambda t: count * size / t / 1e6  # noqa: E731
+    RESULTS["fingerprint_4mib"] = {"fingerprint_mb_s": mbs(fp_t), "raw_read_mb_s": mbs(raw_t)}
+    return (
+        f"fingerprint {count} x 4 MiB, fresh process {mbs(fp_t):8.0f} MB/s | floor raw read "
+        f"{mbs(raw_t):8.0f} MB/s | {raw_t / fp_t:4.2f}x of raw read (median of 5)"
+    )
+
+
 _GET_CHILD = r"""
 import sys, time
 t0 = time.perf_counter()
@@ -308,6 +350,7 @@ def main() -> int:
         say(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, temp dir {work}")
         say(bench_hash(args.hash_mib))
         say(bench_memo(work))
+        say(bench_fingerprint(work))
         for line in bench_put_get(work):
             say(line)
         build, label = warm_build_dir(args.build_dir, work)
