@@ -1,45 +1,66 @@
-"""`simpler-build cache {warm,fetch,push,stats,verify,gc,ls,clear}`.
+"""`simpler-build cache {warm,fetch,push,stats,verify,gc,ls,clear,config}`.
 
 Imports stay light (no tqdm unless a bar is shown, no lock module unless a lock
-is taken) because `cache warm` on a warm cache runs in every build and CI
-shard.  Errors print one line, ``simpler-build cache: error: <path>: <problem>``,
-and exit 1; usage errors exit 2.
+is taken, each command's implementation only when it runs) because `cache warm`
+on a warm cache runs in every build and CI shard.  Habits follow ccache's:
+
+* output: a summary line by default, a line per item with ``-v``, nothing
+  but errors with ``-q``; ``--json`` prints one object (docs/json.md);
+* errors: one line, ``simpler-build cache: error: <path>: <problem>``, exit 1
+  (usage errors: the subcommand's usage and exit 2); with ``--json`` the error
+  is a JSON object on stderr instead;
+* a closed stdout (``warm -v | head -1``) ends the command quietly, exit 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, NoReturn
 
 from simpler_build.cache.errors import CacheError
 
 PROG = "simpler-build cache"
+#: Version of every `--json` object's layout (docs/json.md); bumped when a key changes meaning.
+SCHEMA_VERSION = 1
 #: Show a progress bar only for a warm of at least this many SOs, and only on a TTY.
 PROGRESS_MIN_ENTRIES = 16
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+
+class UsageError(Exception):
+    """A bad command line, raised by `Parser.error` instead of exiting (so --json can report it)."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+        self.message = message
+
+
+class Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors name the (sub)command that failed, not the top level."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self, message)
 
 
 def parse_size(text: str) -> int:
-    """Bytes from '500K', '10M', '1G', '1.5GiB' or a plain byte count (binary units)."""
-    m = _SIZE_RE.match(text)
-    if not m:
-        raise argparse.ArgumentTypeError(
-            f"invalid size {text!r} (expected bytes or a number with K, M, G or T)"
-        )
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    """A size argument (cache/config.py's parser: K/M/G/T decimal, Ki/Mi/Gi/Ti binary)."""
+    from simpler_build.cache.config import parse_size as parse
+
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def format_size(n: int) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
+    from simpler_build.cache.config import format_size as fmt
+
+    return fmt(n)
 
 
 def _when(ts: float) -> str:
@@ -53,7 +74,36 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
-def _parser() -> argparse.ArgumentParser:
+def add_verbosity(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """-q/-v; at inner levels they default to SUPPRESS so an outer level's value stands."""
+    default: Any = argparse.SUPPRESS if suppress else None
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS if suppress else 0,
+        help="a line per item (e.g. per binary warm adds)",
+    )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default if suppress else False,
+        help="print nothing but errors",
+    )
+
+
+def _json_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help=f"print {what} as one JSON object (docs/json.md); errors as JSON on stderr",
+    )
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the cache options and subcommands to `parser` (`simpler-build cache`)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--cache-dir",
@@ -69,7 +119,7 @@ def _parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="remote storage URL(s), replacing $SIMPLER_REMOTE_STORAGE (repeatable)",
     )
-    parser = argparse.ArgumentParser(prog=PROG, description="Manage the artifact cache.")
+    add_verbosity(common, suppress=True)
     parser.add_argument(
         "--cache-dir",
         metavar="DIR",
@@ -84,57 +134,147 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="remote storage URL(s), replacing $SIMPLER_REMOTE_STORAGE (repeatable)",
     )
+    add_verbosity(parser, suppress=True)
+    parser.set_defaults(_parser=parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("warm", parents=[common], help="put the binaries named by manifests")
+    def add(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=description)
+        p.set_defaults(_parser=p)
+        return p
+
+    p = add(
+        "warm",
+        "put the binaries named by manifests",
+        "Put every binary the manifests name into the cache (checked against the manifest "
+        "first). Prints a summary; -v adds a line per binary.",
+    )
     p.add_argument(
         "sources", nargs="*", default=["build"], metavar="MANIFEST_OR_BUILD_DIR", type=_path
     )
-    p.add_argument("--json", action="store_true", help="machine-readable report")
+    _json_flag(p, "what was added and what was present")
 
-    p = sub.add_parser(
-        "fetch", parents=[common], help="pull what manifests name from the remote tier"
+    p = add(
+        "fetch",
+        "pull what manifests name from the remote tier",
+        "Pull every binary the manifests name that the local cache lacks from the remotes "
+        "($SIMPLER_REMOTE_STORAGE or --remote); exit 1 if one is available nowhere.",
     )
     p.add_argument("sources", nargs="*", default=["build"], metavar="MANIFEST_OR_DIR", type=_path)
-    p.add_argument("--json", action="store_true", help="machine-readable report")
+    _json_flag(p, "what was pulled, present, refused and missing")
 
-    p = sub.add_parser("push", parents=[common], help="push what manifests name to the remotes")
+    p = add(
+        "push",
+        "push what manifests name to the remotes",
+        "Push every binary the manifests name to the writable remotes.",
+    )
     p.add_argument(
         "sources", nargs="*", default=["build"], metavar="MANIFEST_OR_BUILD_DIR", type=_path
     )
-    p.add_argument("--json", action="store_true", help="machine-readable report")
+    _json_flag(p, "what was pushed")
 
-    p = sub.add_parser("stats", parents=[common], help="entries, size, hits, misses, ...")
-    p.add_argument("--json", action="store_true")
+    p = add(
+        "stats",
+        "sizes of every part of the cache root, hits, misses, ...",
+        "Entries and bytes of every part of the cache root (the store, the SCons CacheDir, "
+        "their quarantines, the rest), the configured bound and the counters.",
+    )
+    p.add_argument("-z", "--zero", action="store_true", help="reset the counters (like ccache -z)")
+    _json_flag(p, "the statistics")
 
-    p = sub.add_parser("verify", parents=[common], help="hash every object (exit 1 if corrupt)")
+    p = add(
+        "verify",
+        "hash every object (exit 1 if corrupt)",
+        "Hash every object of the store against its name and check its metadata.",
+    )
     p.add_argument("--repair", action="store_true", help="quarantine corrupt objects")
-    p.add_argument("--json", action="store_true")
+    _json_flag(p, "what was checked and what is corrupt")
 
-    p = sub.add_parser("gc", parents=[common], help="sweep crash leftovers, evict LRU entries")
-    p.add_argument("--max-size", type=parse_size, metavar="SIZE", help="e.g. 500K, 10M, 1G")
-    p.add_argument("--json", action="store_true")
+    p = add(
+        "gc",
+        "sweep crash leftovers, bound the whole cache root",
+        "Sweep crash leftovers, then evict least-recently-used entries of the store and of "
+        "the SCons CacheDir until everything under the cache root fits in max_size "
+        "(`cache config max_size`; 0 = unlimited).",
+    )
+    p.add_argument(
+        "--max-size",
+        type=parse_size,
+        metavar="SIZE",
+        help="bound for this run instead of the configured max_size: bytes, "
+        "or 500K/10M/1G/1T (powers of 1000) or 512Ki/10Mi/1Gi/1Ti (powers of 1024); 0 = unlimited",
+    )
+    _json_flag(p, "what was swept and evicted")
 
-    p = sub.add_parser("ls", parents=[common], help="list cached objects")
-    p.add_argument("--json", action="store_true")
+    p = add("ls", "list cached objects", "List the store's objects, one line each.")
+    _json_flag(p, "the objects")
 
-    p = sub.add_parser("clear", parents=[common], help="remove every cached object")
+    p = add(
+        "clear",
+        "remove every cached object and SCons CacheDir entry",
+        "Remove every object of the store, every SCons CacheDir entry and both quarantines. "
+        "Counters and settings stay.",
+    )
     p.add_argument("--yes", action="store_true", help="really remove everything")
-    p.add_argument("--json", action="store_true")
+    _json_flag(p, "what was removed")
+
+    p = add(
+        "config",
+        "show or change settings (simpler-build.conf in the cache root)",
+        "Without KEY: every setting, its value and where it comes from (environment, file, "
+        "default). With KEY: its value. With KEY VALUE: write it to the cache root's "
+        "simpler-build.conf. Keys: max_size (env SIMPLER_CACHE_MAX_SIZE; 0 = unlimited).",
+    )
+    p.add_argument("key", nargs="?", metavar="KEY")
+    p.add_argument("value", nargs="?", metavar="VALUE")
+    p.add_argument("--unset", action="store_true", help="remove KEY from the file")
+    _json_flag(p, "the settings")
+
+
+def build_parser(prog: str = PROG) -> Parser:
+    parser = Parser(prog=prog, description="Manage the artifact cache (docs/architecture.md).")
+    configure(parser)
     return parser
 
 
-def _emit_json(obj: Any) -> None:
-    json.dump(obj, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+class _Out:
+    """stdout, honouring -q/-v; JSON goes through `json`."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.quiet = bool(getattr(args, "quiet", False))
+        self.verbose = int(getattr(args, "verbose", 0) or 0) > 0 and not self.quiet
+        self.json = bool(getattr(args, "json", False))
+        self.root: Path | None = None
+
+    def line(self, text: str) -> None:
+        """A summary line (not with -q)."""
+        if not self.quiet:
+            print(text)
+
+    def item(self, text: str) -> None:
+        """A line per item (only with -v)."""
+        if self.verbose:
+            print(text)
+
+    def always(self, text: str) -> None:
+        """The answer to a query (ls, stats, config): printed even with -q."""
+        print(text)
+
+    def emit(self, obj: dict[str, Any]) -> None:
+        head = {"schema_version": SCHEMA_VERSION}
+        if self.root is not None:
+            head["cache_root"] = str(self.root)  # type: ignore[assignment]
+        json.dump({**head, **obj}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
 
 
-def _cmd_warm(cache: Any, args: argparse.Namespace) -> int:
+def _warm(cache: Any, args: argparse.Namespace, out: _Out) -> int:
     from simpler_build.cache import warm
 
     tasks = warm.plan(args.sources, cache)
     bar = None
-    if sys.stderr.isatty() and len(tasks) >= PROGRESS_MIN_ENTRIES and not args.json:
+    show_bar = not out.json and not out.quiet and not out.verbose
+    if show_bar and sys.stderr.isatty() and len(tasks) >= PROGRESS_MIN_ENTRIES:
         from tqdm import tqdm
 
         bar = tqdm(total=len(tasks), unit="so", desc="warm", file=sys.stderr, leave=False)
@@ -143,13 +283,13 @@ def _cmd_warm(cache: Any, args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    if args.json:
-        _emit_json({"cache_dir": str(cache.root), **report.to_json()})
+    if out.json:
+        out.emit(report.to_json())
         return 0
     for label, items in (("added", report.added), ("present", report.present)):
         for i in items:
-            print(f"{label:8} {i.fingerprint}  {i.arch}/{i.runtime}  {i.source}")
-    print(
+            out.item(f"{label:8} {i.fingerprint}  {i.arch}/{i.runtime}  {i.source}")
+    out.line(
         f"warm: {len(report.added)} added, {len(report.present)} already present"
         f" (cache: {cache.root})"
     )
@@ -165,32 +305,30 @@ def _remotes(args: argparse.Namespace) -> list[Any]:
     return open_remotes()
 
 
-def _cmd_fetch(cache: Any, args: argparse.Namespace) -> int:
+_NO_REMOTE = "no remote storage configured (set SIMPLER_REMOTE_STORAGE or pass --remote URL)"
+
+
+def _fetch(cache: Any, args: argparse.Namespace, out: _Out) -> int:
     from simpler_build.cache.transfer import collect_manifests, pull, wanted_of
 
     remotes = _remotes(args)  # a bad URL is a usage error, reported before anything else
     manifests = collect_manifests(args.sources)
     wanted = [w for m in manifests for w in wanted_of(m)]
     report = pull(cache, wanted, remotes)
-    if args.json:
-        _emit_json({"cache_dir": str(cache.root), **report.to_json()})
+    problems = [_NO_REMOTE] if not remotes and report.missing else []
+    problems += [
+        f"{w.manifest}: {w.role} {w.fingerprint} ({w.beside.name}) is available nowhere "
+        "(not in the local cache, not intact on any remote)"
+        for w in report.missing
+    ]
+    if out.json:
+        out.emit(report.to_json())
     else:
         for w in report.pulled:
-            print(f"pulled   {w.fingerprint}  {w.arch}/{w.runtime or '-'}  {w.role}")
-    if not remotes and report.missing:
-        print(
-            f"{PROG}: error: no remote storage configured "
-            "(set SIMPLER_REMOTE_STORAGE or pass --remote URL)",
-            file=sys.stderr,
-        )
-    for w in report.missing:
-        print(
-            f"{PROG}: error: {w.manifest}: {w.role} {w.fingerprint} ({w.beside.name}) "
-            "is available nowhere (not in the local cache, not intact on any remote)",
-            file=sys.stderr,
-        )
-    if not args.json:
-        print(
+            out.item(f"pulled   {w.fingerprint}  {w.arch}/{w.runtime or '-'}  {w.role}")
+    _problems(out, problems, 1)
+    if not out.json:
+        out.line(
             f"fetch: {len(report.pulled)} pulled ({format_size(report.bytes_pulled)}), "
             f"{len(report.present)} already cached, {len(report.rejected)} refused, "
             f"{len(report.missing)} missing (cache: {cache.root})"
@@ -198,109 +336,190 @@ def _cmd_fetch(cache: Any, args: argparse.Namespace) -> int:
     return 0 if report.complete else 1
 
 
-def _cmd_push(cache: Any, args: argparse.Namespace) -> int:
+def _problems(out: _Out, lines: list[str], code: int) -> None:
+    """Errors that do not stop the command: one line each, or one JSON object with --json."""
+    if not lines:
+        return
+    if out.json:
+        json.dump(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "error": {"message": lines[0], "problems": lines, "exit_code": code},
+            },
+            sys.stderr,
+        )
+        sys.stderr.write("\n")
+        return
+    for text in lines:
+        print(f"{PROG}: error: {text}", file=sys.stderr)
+
+
+def _push(cache: Any, args: argparse.Namespace, out: _Out) -> int:
     from simpler_build.cache.transfer import collect_manifests, push, wanted_of
 
     remotes = _remotes(args)
     manifests = collect_manifests(args.sources)
     if not remotes:
-        print(
-            f"{PROG}: error: no remote storage configured "
-            "(set SIMPLER_REMOTE_STORAGE or pass --remote URL)",
-            file=sys.stderr,
-        )
-        return 2
+        raise UsageError(args._parser, _NO_REMOTE)
     report = push(cache, [w for m in manifests for w in wanted_of(m)], remotes)
-    if args.json:
-        _emit_json(report.to_json())
+    if out.json:
+        out.emit(report.to_json())
     else:
         for url, w in report.pushed:
-            print(f"pushed   {w.fingerprint}  {w.arch}/{w.runtime or '-'}  {w.role}  -> {url}")
+            out.item(f"pushed   {w.fingerprint}  {w.arch}/{w.runtime or '-'}  {w.role}  -> {url}")
         for url in report.read_only:
-            print(f"push: {url} is read-only; nothing pushed to it")
+            out.line(f"push: {url} is read-only; nothing pushed to it")
         for url in report.failed:
-            print(f"push: could not write to {url} (see the warning above); nothing lost locally")
+            out.line(
+                f"push: could not write to {url} (see the warning above); nothing lost locally"
+            )
         if report.too_large:
             names = ", ".join(sorted({w.label() for _u, w in report.too_large}))
-            print(f"push: not pushed, larger than the remote's max-size: {names}")
-        print(
+            out.line(f"push: not pushed, larger than the remote's max-size: {names}")
+        out.line(
             f"push: {len(report.pushed)} pushed ({format_size(report.bytes_pushed)}), "
             f"{len(report.present)} already present"
         )
-    for w in report.unavailable:
-        print(
-            f"{PROG}: error: {w.manifest}: {w.role} {w.fingerprint} has no intact local copy "
-            "to push (build it, or fetch it first)",
-            file=sys.stderr,
-        )
+    problems = [
+        f"{w.manifest}: {w.role} {w.fingerprint} has no intact local copy "
+        "to push (build it, or fetch it first)"
+        for w in report.unavailable
+    ]
+    _problems(out, problems, 1)
     return 1 if report.unavailable else 0
 
 
-def _cmd_stats(cache: Any, args: argparse.Namespace) -> int:
+def _configured_bound(cache: Any) -> tuple[int | None, str]:
+    from simpler_build.cache import config
+
+    setting = config.settings(cache.root)["max_size"]
+    return (setting.parsed or None), setting.origin
+
+
+def stats_json(cache: Any) -> dict[str, Any]:
+    """The `stats --json` object without its head (docs/json.md)."""
+    from simpler_build.cache import parts
+
     s = cache.stats()
-    if args.json:
-        _emit_json(s.to_json())
+    usage = parts.usage(cache.root)
+    bound, origin = _configured_bound(cache)
+    body = s.to_json()
+    for key in ("root", "max_bytes"):
+        body.pop(key, None)
+    return {
+        **body,
+        "max_bytes": bound,
+        "max_bytes_origin": origin,
+        "root_bytes": usage.bytes,
+        "scons_entries": len(parts.scons_entries(cache.root)),
+        "parts": usage.to_json(),
+    }
+
+
+def _stats(cache: Any, args: argparse.Namespace, out: _Out) -> int:
+    if args.zero:
+        from simpler_build.cache.counters import Counters
+
+        Counters(cache.layout.stats_file, cache._ensure_root).zero()
+        if not out.json:
+            out.line(f"stats: counters zeroed ({cache.root})")
+            return 0
+    s = stats_json(cache)
+    if out.json:
+        out.emit(s)
         return 0
-    lookups = s.hits + s.misses
-    rate = f"{100.0 * s.hits / lookups:.1f} %" if lookups else "-"
+    lookups = s["hits"] + s["misses"]
+    rate = f"{100.0 * s['hits'] / lookups:.1f} %" if lookups else "-"
+    bound = s["max_bytes"]
+    parts = s["parts"]
+
+    def part(name: str) -> str:
+        return f"{format_size(parts[name]['bytes'])} in {parts[name]['files']} files"
+
     rows = [
-        ("cache directory", str(s.root)),
-        ("entries", str(s.entries)),
-        ("size", f"{format_size(s.bytes)} ({s.bytes} bytes)"),
-        ("max size", format_size(s.max_bytes) if s.max_bytes is not None else "unlimited"),
-        ("hits", str(s.hits)),
-        ("misses", str(s.misses)),
+        ("cache directory", str(cache.root)),
+        ("entries", str(s["entries"])),
+        ("size", f"{format_size(s['bytes'])} ({s['bytes']} bytes)"),
+        ("root size", f"{format_size(s['root_bytes'])} ({s['root_bytes']} bytes)"),
+        ("  store", part("store")),
+        ("  store quar.", part("store_quarantine")),
+        ("  scons", f"{part('scons')}, {s['scons_entries']} entries"),
+        ("  scons quar.", part("scons_quarantine")),
+        ("  other", part("other")),
+        (
+            "max size",
+            (format_size(bound) if bound is not None else "unlimited")
+            + f" ({s['max_bytes_origin']})",
+        ),
+        ("hits", str(s["hits"])),
+        ("misses", str(s["misses"])),
         ("hit rate", rate),
-        ("added", f"{s.added} ({format_size(s.bytes_added)})"),
-        ("evictions", f"{s.evictions} ({format_size(s.bytes_evicted)})"),
-        ("corruptions", str(s.corruptions)),
-        ("quarantined", str(s.quarantined)),
-        ("remote hits", str(s.remote_hits)),
-        ("remote misses", str(s.remote_misses)),
-        ("remote errors", str(s.remote_errors)),
-        ("remote rejected", str(s.remote_rejected)),
-        ("pulled", format_size(s.bytes_pulled)),
-        ("pushed", format_size(s.bytes_pushed)),
+        ("added", f"{s['added']} ({format_size(s['bytes_added'])})"),
+        ("evictions", f"{s['evictions']} ({format_size(s['bytes_evicted'])})"),
+        (
+            "scons evictions",
+            f"{s['scons_evictions']} ({format_size(s['bytes_scons_evicted'])})",
+        ),
+        ("cleanups", str(s["cleanups"])),
+        ("corruptions", str(s["corruptions"])),
+        ("quarantined", str(s["quarantined"])),
+        ("remote hits", str(s["remote_hits"])),
+        ("remote misses", str(s["remote_misses"])),
+        ("remote errors", str(s["remote_errors"])),
+        ("remote rejected", str(s["remote_rejected"])),
+        ("pulled", format_size(s["bytes_pulled"])),
+        ("pushed", format_size(s["bytes_pushed"])),
+        ("stats updated", _when(s["stats_updated_timestamp"])),
+        ("stats zeroed", _when(s["stats_zeroed_timestamp"])),
     ]
     for name, value in rows:
-        print(f"{name:16} {value}")
+        out.always(f"{name:16} {value}")
     return 0
 
 
-def _cmd_verify(cache: Any, args: argparse.Namespace) -> int:
+def _verify(cache: Any, args: argparse.Namespace, out: _Out) -> int:
     report = cache.verify(repair=args.repair)
-    if args.json:
-        _emit_json(report.to_json())
-    else:
-        for finding in report.findings:
-            print(finding.line())
-        for bad in report.corrupt:
-            fix = ""
-            if bad.quarantined_to is not None:
-                fix = f" (quarantined to {bad.quarantined_to})"
-            elif bad.repaired:
-                fix = " (metadata rewritten)"
-            print(f"corrupt: {bad.path}: {bad.problem}{fix}")
-        gone = f", {len(report.gone)} evicted meanwhile" if report.gone else ""
-        print(f"verify: {report.checked} checked, {len(report.corrupt)} corrupt{gone}")
+    if out.json:
+        out.emit(report.to_json())
+        return 0 if report.clean else 1
+    for finding in report.findings:
+        out.line(finding.line())
+    for bad in report.corrupt:
+        fix = ""
+        if bad.quarantined_to is not None:
+            fix = f" (quarantined to {bad.quarantined_to})"
+        elif bad.repaired:
+            fix = " (metadata rewritten)"
+        out.line(f"corrupt: {bad.path}: {bad.problem}{fix}")
+    gone = f", {len(report.gone)} evicted meanwhile" if report.gone else ""
+    out.line(f"verify: {report.checked} checked, {len(report.corrupt)} corrupt{gone}")
     return 0 if report.clean else 1
 
 
-def _cmd_gc(cache: Any, args: argparse.Namespace) -> int:
-    report = cache.gc(max_bytes=args.max_size)
-    if args.json:
-        _emit_json(report.to_json())
+def _gc(cache: Any, args: argparse.Namespace, out: _Out) -> int:
+    from simpler_build.cache.maintenance import DEFAULT_GRACE_SECONDS, gc_root
+
+    bound = _configured_bound(cache)[0] if args.max_size is None else (args.max_size or None)
+    report = gc_root(cache, bound, DEFAULT_GRACE_SECONDS)
+    if out.json:
+        out.emit(report.to_json())
         return 0
     for finding in report.findings:
-        print(finding.line())
+        out.line(finding.line())
+    for e in report.evicted:
+        out.item(f"evicted  {e.fingerprint}  {e.size:>10}  {_when(e.last_used)}")
+    for path in report.scons_evicted:
+        out.item(f"evicted  {path}")
     evicted = sum(e.size for e in report.evicted)
-    print(
-        f"gc: removed {len(report.temp_removed)} temp files, "
+    out.line(
+        f"gc: removed {len(report.temp_removed) + report.scons_temp_removed} temp files, "
         f"{len(report.orphan_meta_removed)} orphan metadata, "
         f"{report.orphan_locks_removed} orphan locks, "
-        f"{report.quarantine_removed} old quarantined objects; "
-        f"evicted {len(report.evicted)} entries ({format_size(evicted)}); "
-        f"size {format_size(report.bytes_before)} -> {format_size(report.bytes_after)}"
+        f"{report.quarantine_removed + report.scons_quarantine_removed} old quarantined objects; "
+        f"evicted {len(report.evicted)} entries ({format_size(evicted)}) and "
+        f"{len(report.scons_evicted)} SCons entries ({format_size(report.bytes_scons_evicted)}); "
+        f"root {format_size(report.root_bytes_before)} -> {format_size(report.root_bytes_after)}"
+        f" (max {format_size(bound) if bound is not None else 'unlimited'})"
         + (
             f"; unusable: {len(report.removed_unknown)} removed, "
             f"{len(report.quarantined_unknown)} quarantined, {len(report.skipped)} skipped"
@@ -311,74 +530,206 @@ def _cmd_gc(cache: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_ls(cache: Any, args: argparse.Namespace) -> int:
+def _ls(cache: Any, args: argparse.Namespace, out: _Out) -> int:
     entries = cache.ls()
-    if args.json:
-        _emit_json([e.to_json() for e in entries])
+    if out.json:
+        out.emit({"entries": [e.to_json() for e in entries]})
         return 0
     for e in entries:
-        print(
+        out.always(
             f"{e.fingerprint}  {e.size:>10}  {e.arch or '-':6} {e.runtime or '-':24} "
             f"{_when(e.last_used)}  {e.build_id or '-'}"
         )
     return 0
 
 
-def _cmd_clear(cache: Any, args: argparse.Namespace) -> int:
+def _clear(cache: Any, args: argparse.Namespace, out: _Out) -> int:
     if not args.yes:
-        print(f"{PROG}: error: {cache.root}: refusing to clear without --yes", file=sys.stderr)
-        return 2
-    from simpler_build.cache.maintenance import clear
+        raise UsageError(args._parser, f"{cache.root}: refusing to clear without --yes")
+    from simpler_build.cache.maintenance import clear_root
 
-    report = clear(cache)
-    if args.json:
-        _emit_json({"cache_dir": str(cache.root), **report.to_json()})
+    report = clear_root(cache)
+    if out.json:
+        out.emit(report.to_json())
         return 0
     for finding in report.findings:
-        print(finding.line())
-    print(
-        f"clear: removed {report.removed} entries from {cache.root}"
-        + (f" ({len(report.skipped)} skipped)" if report.skipped else "")
+        out.line(finding.line())
+    out.line(
+        f"clear: removed {report.removed} entries and {report.scons_removed} SCons entries "
+        f"from {cache.root}" + (f" ({len(report.skipped)} skipped)" if report.skipped else "")
     )
     return 0
 
 
-_COMMANDS = {
-    "warm": _cmd_warm,
-    "fetch": _cmd_fetch,
-    "push": _cmd_push,
-    "stats": _cmd_stats,
-    "verify": _cmd_verify,
-    "gc": _cmd_gc,
-    "ls": _cmd_ls,
-    "clear": _cmd_clear,
+def _config(cache: Any, args: argparse.Namespace, out: _Out) -> int:
+    from simpler_build.cache import config
+
+    if args.key is None:
+        if args.unset or args.value is not None:
+            raise UsageError(args._parser, "--unset needs a KEY")
+    elif args.key not in config.KEYS:
+        known = ", ".join(sorted(config.KEYS))
+        raise UsageError(args._parser, f"unknown key {args.key!r} (known: {known})")
+    if args.unset and args.value is not None:
+        raise UsageError(args._parser, "give either --unset KEY or KEY VALUE, not both")
+    changing = args.unset or args.value is not None
+    if changing:
+        config.set_value(cache.root, args.key, None if args.unset else args.value)
+    current = config.settings(cache.root)
+    shown = {args.key: current[args.key]} if args.key else current
+    if changing:
+        setting = current[args.key]
+        if setting.origin == "environment" and not out.json:
+            print(
+                f"{PROG}: note: {setting.where} overrides {args.key} in "
+                f"{config.config_path(cache.root)}",
+                file=sys.stderr,
+            )
+    if out.json:
+        out.emit(
+            {
+                "config_file": str(config.config_path(cache.root)),
+                "settings": {
+                    k: {
+                        "value": s.value,
+                        "bytes": s.parsed,
+                        "origin": s.origin,
+                        "where": s.where,
+                    }
+                    for k, s in shown.items()
+                },
+            }
+        )
+        return 0
+    if changing:
+        out.line(f"config: {args.key} = {current[args.key].value}")
+        return 0
+    if args.key:
+        out.always(current[args.key].value)
+        return 0
+    for key, s in shown.items():
+        where = f"{s.origin}: {s.where}" if s.where else s.origin
+        out.always(f"({where}) {key} = {s.value}")
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[Any, argparse.Namespace, _Out], int]] = {
+    "warm": _warm,
+    "fetch": _fetch,
+    "push": _push,
+    "stats": _stats,
+    "verify": _verify,
+    "gc": _gc,
+    "ls": _ls,
+    "clear": _clear,
+    "config": _config,
 }
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (`... | head -1`)."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return any(ev & select.POLLERR for _fd, ev in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def quiet_exit_on_closed_stdout() -> int:
+    """After EPIPE on stdout: point it at /dev/null (so the exit flush cannot fail) and exit 0."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+    return 0
+
+
+def report_error(
+    json_mode: bool, prog: str, message: str, code: int, *, kind: str, **extra: Any
+) -> int:
+    """One error: a line `<prog>: error: <message>`, or with --json an object on stderr."""
+    if json_mode:
+        obj = {"message": message, "kind": kind, "exit_code": code, **extra}
+        err: IO[str] = sys.stderr
+        json.dump({"schema_version": SCHEMA_VERSION, "error": obj}, err)
+        err.write("\n")
+    else:
+        print(f"{prog}: error: {message}", file=sys.stderr)
+    return code
+
+
+def usage_error(exc: UsageError, json_mode: bool) -> int:
+    """The failing (sub)command's usage and the problem; exit 2."""
+    if json_mode:
+        return report_error(
+            True, exc.parser.prog, exc.message, 2, kind="usage", usage=exc.parser.format_usage()
+        )
+    exc.parser.print_usage(sys.stderr)
+    return report_error(False, exc.parser.prog, exc.message, 2, kind="usage")
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """parse_args, except that stray arguments are reported by the innermost subcommand."""
+    args, extras = parser.parse_known_args(list(argv))
+    if extras:
+        inner = getattr(args, "_parser", parser)
+        inner.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
+def run(args: argparse.Namespace, json_mode: bool) -> int:
+    """Run a parsed `cache` command; every error becomes one line (or one JSON object)."""
+    from simpler_build.cache.store import ArtifactCache
+    from simpler_build.remote.errors import RemoteConfigError
+
+    out = _Out(args)
+    try:
+        cache = ArtifactCache(args.cache_dir)
+        out.root = cache.root
+        code = _COMMANDS[args.command](cache, args, out)
+        sys.stdout.flush()  # here, so a closed pipe is seen below and not at exit
+        return code
+    except UsageError as exc:
+        return usage_error(exc, json_mode)
+    except RemoteConfigError as exc:
+        return report_error(json_mode, PROG, str(exc), 2, kind="config")
+    except CacheError as exc:
+        from simpler_build.cache.config import ConfigError
+
+        code, kind = (2, "config") if isinstance(exc, ConfigError) else (1, "cache")
+        return report_error(
+            json_mode, PROG, str(exc), code, kind=kind, path=str(exc.path), problem=exc.problem
+        )
+    except BrokenPipeError:
+        if _stdout_closed():
+            return quiet_exit_on_closed_stdout()
+        return report_error(json_mode, PROG, "broken pipe", 1, kind="os")
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else "cache"
+        message = f"{where}: {exc.strerror or exc}"
+        return report_error(json_mode, PROG, message, 1, kind="os", path=str(where))
+    except KeyboardInterrupt:
+        return 130
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `simpler-build cache`; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    json_mode = "--json" in argv
     try:
-        args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        args = parse(build_parser(), argv)
+    except UsageError as exc:
+        return usage_error(exc, json_mode)
+    except SystemExit as exc:  # --help
         return int(exc.code or 0)
-    from simpler_build.cache.store import ArtifactCache
-    from simpler_build.remote.errors import RemoteConfigError
-
-    try:
-        cache = ArtifactCache(args.cache_dir)
-        return _COMMANDS[args.command](cache, args)
-    except RemoteConfigError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except CacheError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        where = exc.filename if exc.filename is not None else "cache"
-        print(f"{PROG}: error: {where}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return run(args, json_mode)
 
 
 if __name__ == "__main__":

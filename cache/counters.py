@@ -48,7 +48,14 @@ COUNTER_NAMES = (
     "remote_rejected",
     "bytes_pulled",
     "bytes_pushed",
+    # gc: runs that evicted anything (ccache's cleanups_performed), and entries of the
+    # SCons CacheDir under the same root it evicted (FORMAT.md "Whole-root bound").
+    "cleanups",
+    "scons_evictions",
+    "bytes_scons_evicted",
 )
+#: Seconds since the epoch (ccache's names): the last update of the file, the last `zero`.
+TIMESTAMP_NAMES = ("stats_updated_timestamp", "stats_zeroed_timestamp")
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -62,14 +69,15 @@ def _require_regular(path: Path, fd: int) -> None:
 
 
 def _decode(raw: bytes) -> dict[str, int]:
-    """Counters from file bytes; unreadable content (a torn update after a crash) counts as 0."""
-    counts = dict.fromkeys(COUNTER_NAMES, 0)
+    """Counters and timestamps from file bytes; unreadable content (a torn update after a
+    crash) counts as 0."""
+    counts = dict.fromkeys(COUNTER_NAMES + TIMESTAMP_NAMES, 0)
     try:
         data = json.loads(raw) if raw.strip() else {}
     except (ValueError, UnicodeDecodeError):
         return counts
     if isinstance(data, dict):
-        for name in COUNTER_NAMES:
+        for name in COUNTER_NAMES + TIMESTAMP_NAMES:
             value = data.get(name)
             if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                 counts[name] = value
@@ -133,6 +141,7 @@ def _write(path: str, deltas: dict[str, int]) -> None:
         counts = _decode(raw)
         for name, delta in deltas.items():
             counts[name] = counts.get(name, 0) + delta
+        counts["stats_updated_timestamp"] = int(time.time())
         payload = _encode(counts)
         os.pwrite(fd, payload, 0)
         if len(payload) < len(raw):  # counters only grow, so this is rare
@@ -214,6 +223,34 @@ class Counters:
         for path, deltas in _take(self._key).items():
             _flush_path(path, deltas)
 
+    def zero(self) -> None:
+        """Reset every counter to 0 and stamp `stats_zeroed_timestamp` (`stats --zero`).
+
+        This process's unwritten increments are dropped with the rest; other
+        processes' later increments count from zero.
+        """
+        _take(self._key)
+        now = int(time.time())
+        counts = dict.fromkeys(COUNTER_NAMES, 0)
+        counts.update(stats_updated_timestamp=now, stats_zeroed_timestamp=now)
+        flags = os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except FileNotFoundError:
+            prepare = _prepare.get(self._key)
+            if prepare is None:
+                raise
+            prepare()
+            fd = os.open(self.path, flags, 0o644)
+        try:
+            _require_regular(self.path, fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            payload = _encode(counts)
+            os.pwrite(fd, payload, 0)
+            os.ftruncate(fd, len(payload))
+        finally:
+            os.close(fd)
+
     def read(self) -> dict[str, int]:
         """A consistent snapshot of every counter (zeros when there is no file yet),
         including this process's increments (written first)."""
@@ -222,7 +259,7 @@ class Counters:
             fd = os.open(self.path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK)
         except OSError as exc:
             if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-                return dict.fromkeys(COUNTER_NAMES, 0)
+                return dict.fromkeys(COUNTER_NAMES + TIMESTAMP_NAMES, 0)
             raise
         try:
             _require_regular(self.path, fd)
@@ -232,4 +269,4 @@ class Counters:
             os.close(fd)
 
 
-__all__ = ["COUNTER_NAMES", "FLUSH_INTERVAL", "Counters", "flush_all"]
+__all__ = ["COUNTER_NAMES", "FLUSH_INTERVAL", "TIMESTAMP_NAMES", "Counters", "flush_all"]

@@ -168,9 +168,22 @@ class GcReport(_Findings):
     bytes_before: int = 0
     bytes_after: int = 0
     max_bytes: int | None = None
+    #: Whole-root gc (`gc_root`): the SCons CacheDir's part and every byte under the root.
+    scons_evicted: list[Path] = field(default_factory=list)
+    bytes_scons_evicted: int = 0
+    scons_temp_removed: int = 0
+    scons_quarantine_removed: int = 0
+    root_bytes_before: int = 0
+    root_bytes_after: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "scons_evicted": [str(p) for p in self.scons_evicted],
+            "bytes_scons_evicted": self.bytes_scons_evicted,
+            "scons_temp_removed": self.scons_temp_removed,
+            "scons_quarantine_removed": self.scons_quarantine_removed,
+            "root_bytes_before": self.root_bytes_before,
+            "root_bytes_after": self.root_bytes_after,
             "temp_removed": [str(p) for p in self.temp_removed],
             "orphan_meta_removed": [str(p) for p in self.orphan_meta_removed],
             "orphan_locks_removed": self.orphan_locks_removed,
@@ -188,9 +201,15 @@ class GcReport(_Findings):
 class ClearReport(_Findings):
     #: Objects removed (including non-regular things planted at object names).
     removed: int = 0
+    #: SCons CacheDir entries removed (`clear_root`).
+    scons_removed: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"removed": self.removed, **self._findings_json()}
+        return {
+            "removed": self.removed,
+            "scons_removed": self.scons_removed,
+            **self._findings_json(),
+        }
 
 
 # -- shared helpers -------------------------------------------------------------------
@@ -786,7 +805,100 @@ def gc(cache: ArtifactCache, max_bytes: int | None, grace: float) -> GcReport:
     return report
 
 
+def gc_root(cache: ArtifactCache, max_bytes: int | None, grace: float) -> GcReport:
+    """`gc` for the whole cache root: the store's sweep, the SCons CacheDir's (crash
+    temp files, old quarantine), then least-recently-used eviction across the store and
+    the SCons CacheDir until everything under the root fits in `max_bytes` (None: no bound).
+    """
+    from simpler_build.cache import parts
+
+    report = gc(cache, None, grace)
+    report.max_bytes = max_bytes
+    report.root_bytes_before = parts.usage(cache.root).bytes
+    temps, quarantined, problems = parts.sweep_scons(cache.root, grace, QUARANTINE_KEEP_SECONDS)
+    report.scons_temp_removed, report.scons_quarantine_removed = temps, quarantined
+    for line in problems:
+        path, _, why = line.partition(": ")
+        report.note(Path(path), why, SKIPPED)
+    if max_bytes is not None and _base_usable(cache, _Findings()):
+        _evict_root(cache, max_bytes, report)
+    elif max_bytes is not None:
+        _evict_root(cache, max_bytes, report, store=False)
+    report.bytes_after = sum(e.size for e in cache.ls())
+    report.root_bytes_after = parts.usage(cache.root).bytes
+    if report.evicted or report.scons_evicted:
+        cache._bump(cleanups=1)
+    return report
+
+
+def _evict_root(cache: ArtifactCache, max_bytes: int, report: GcReport, store: bool = True) -> None:
+    """Least recently used first, store entries and SCons entries alike, until the root fits."""
+    from simpler_build.cache import parts
+
+    with cache._lock_named(GC_LOCK_NAME) if store else contextlib.nullcontext():
+        total = parts.usage(cache.root).bytes
+        if total <= max_bytes:
+            return
+        candidates: list[tuple[float, str, Any]] = []
+        if store:
+            candidates += [(e.last_used, e.fingerprint, e) for e in cache.ls()]
+        candidates += [(e.last_used, str(e.path), e) for e in parts.scons_entries(cache.root)]
+        evicted: list[CacheEntry] = []
+        for _when, _name, item in sorted(candidates, key=lambda c: (c[0], c[1])):
+            if total <= max_bytes:
+                break
+            if isinstance(item, parts.SconsEntry):
+                with _guard(report, item.path, "not evicted"):
+                    if parts.remove_scons_entry(item):
+                        total -= item.size
+                        report.scons_evicted.append(item.path)
+                        report.bytes_scons_evicted += item.size
+                continue
+            meta = _lstat(cache.layout.meta_path(item.fingerprint))
+            with _guard(report, item.path, "not evicted"):
+                removed = _remove_entry(cache, item)
+                if not removed and _lock_unusable(cache, item.fingerprint):
+                    _heal_lock_path(cache, item.fingerprint, report)
+                    removed = _remove_entry(cache, item)
+                if removed:
+                    total -= item.size + (meta.st_size if meta is not None else 0)
+                    evicted.append(item)
+                elif os.path.lexists(item.path):
+                    report.note(item.path, "not evicted: its entry lock is held", SKIPPED)
+    report.evicted.extend(evicted)
+    bumps: dict[str, int] = {}
+    if evicted:
+        bumps.update(evictions=len(evicted), bytes_evicted=sum(e.size for e in evicted))
+    if report.scons_evicted:
+        bumps.update(
+            scons_evictions=len(report.scons_evicted),
+            bytes_scons_evicted=report.bytes_scons_evicted,
+        )
+    if bumps:
+        cache._bump(**bumps)
+
+
 # -- clear ----------------------------------------------------------------------------
+
+
+def clear_root(cache: ArtifactCache) -> ClearReport:
+    """`clear` for the whole root: the store, then the SCons CacheDir's entries and quarantine
+    (its `config` and CACHEDIR.TAG stay, so SCons keeps using the directory)."""
+    from simpler_build.cache import parts
+
+    report = clear(cache)
+    removed, skipped, problems = parts.clear_scons(cache.root)
+    report.scons_removed = removed
+    if skipped:
+        report.note(
+            parts.scons_dir(cache.root),
+            f"{skipped} SCons CacheDir entries not removed: a build was pushing to their directory",
+            SKIPPED,
+        )
+    for line in problems:
+        path, _, why = line.partition(": ")
+        report.note(Path(path), f"not removed: {why}", SKIPPED)
+    return report
 
 
 def clear(cache: ArtifactCache) -> ClearReport:
@@ -886,7 +998,9 @@ __all__ = [
     "GcReport",
     "VerifyReport",
     "clear",
+    "clear_root",
     "evict",
     "gc",
+    "gc_root",
     "verify",
 ]

@@ -108,6 +108,11 @@ class CacheStats:
     remote_rejected: int = 0
     bytes_pulled: int = 0
     bytes_pushed: int = 0
+    cleanups: int = 0
+    scons_evictions: int = 0
+    bytes_scons_evicted: int = 0
+    stats_updated_timestamp: int = 0
+    stats_zeroed_timestamp: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "root": str(self.root)}

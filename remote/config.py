@@ -7,7 +7,8 @@ optionally followed by ``|attribute`` or ``|attribute=value`` parts::
 
 Attributes: ``read-only`` (fetch, never write: for untrusted branches),
 ``connect-timeout=SECONDS``, ``timeout=SECONDS`` (per read/write), and
-``max-size=BYTES`` (``K``/``M``/``G`` suffixes are powers of 1024) above
+``max-size=SIZE`` (ccache's suffixes: ``K``/``M``/``G``/``T`` are powers of
+1000, ``Ki``/``Mi``/``Gi``/``Ti`` powers of 1024; cache/config.py) above
 which a value is not pushed.  Environment variables give the defaults.
 """
 
@@ -35,8 +36,6 @@ _URL_RE = re.compile(
     r"^(?P<scheme>[a-z+]+)://(?:(?P<user>[^:@/]*)(?::(?P<password>[^@/]*))?@)?"
     r"(?P<host>\[[0-9a-fA-F:.]+\]|[^:/\[\]]+)(?::(?P<port>\d+))?(?:/(?P<db>\d*))?$"
 )
-_SIZE_RE = re.compile(r"^(\d+)([kmg]?)(?:i?b)?$", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
 @dataclass(frozen=True)
@@ -70,10 +69,14 @@ def _seconds(where: str, name: str, text: str) -> float:
 
 
 def _size(where: str, name: str, text: str) -> int:
-    m = _SIZE_RE.match(text.strip())
-    if not m:
-        raise RemoteConfigError(where, f"{name}={text!r} is not a size (bytes, or with K/M/G)")
-    return int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+    from simpler_build.cache.config import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise RemoteConfigError(
+            where, f"{name}={text!r} is not a size (bytes, or with K/M/G/T or Ki/Mi/Gi/Ti)"
+        ) from None
 
 
 def _defaults(environ: os._Environ[str] | dict[str, str]) -> dict[str, float | int]:

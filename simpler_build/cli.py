@@ -1,37 +1,80 @@
-"""`simpler-build` command line: dispatches to each layer's own CLI."""
+"""`simpler-build`: one argparse tree over every layer's commands.
+
+Each subcommand's implementation is imported only when it runs, and nothing
+here imports numpy or SCons: a CI runner that only warms or fetches starts
+fast and needs neither (issue 9).  Bare `simpler-build` prints the help to
+stderr and exits 2, as a usage error does.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
+
+from simpler_build import __version__
+from simpler_build.cache import cli as cache_cli
+
+PROG = "simpler-build"
+_EPILOG = """\
+commands:
+  cache warm [BUILD_DIR]   put the binaries a build produced into the cache
+  cache fetch              pull them from the remote tier ($SIMPLER_REMOTE_STORAGE)
+  cache stats | gc | ...   inspect and bound the cache (simpler-build cache -h)
+  cache config [KEY [VAL]] settings such as max_size (5Gi by default; 0 = unlimited)
+  repro-check              build twice in different places and compare the outputs
+
+Every command takes --json (docs/json.md). See README.md, docs/ci.md.
+"""
+
+
+def build_parser() -> cache_cli.Parser:
+    parser = cache_cli.Parser(
+        prog=PROG,
+        description="Build, cache and run the simpler NPU task runtime's binaries.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    cache_cli.add_verbosity(parser, suppress=False)
+    parser.set_defaults(_parser=parser)
+    sub = parser.add_subparsers(
+        dest="area", metavar="COMMAND", parser_class=cache_cli.Parser, required=True
+    )
+    cache = sub.add_parser(
+        "cache",
+        help="the artifact cache: warm, fetch, push, stats, verify, gc, ls, clear, config",
+        description="Manage the artifact cache (cache/FORMAT.md).",
+    )
+    cache_cli.configure(cache)
+    repro = sub.add_parser(
+        "repro-check",
+        help="check that two builds in different places are byte-identical",
+        add_help=False,
+    )
+    repro.set_defaults(_parser=repro)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["--version"]:
-        from simpler_build import __version__
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    json_mode = "--json" in args_in
+    parser = build_parser()
+    if not args_in:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        args, extras = parser.parse_known_args(args_in)
+        if args.area == "repro-check":
+            from simpler_build.repro import main as repro_main
 
-        print(f"simpler-build {__version__}")
-        return 0
-    if not args or args[0] in {"-h", "--help"}:
-        print(
-            "usage: simpler-build cache {warm,fetch,push,stats,verify,gc,ls,clear} ...\n"
-            "       simpler-build repro-check [--arch A] [--mode M] [--source DIR] [--json]\n"
-            "       simpler-build --version"
-        )
-        return 0 if args else 2
-    if args[0] == "cache":
-        from simpler_build.cache.cli import main as cache_main
-
-        return cache_main(args[1:])
-    if args[0] == "repro-check":
-        from simpler_build.repro import main as repro_main
-
-        return repro_main(args[1:])
-    print(
-        f"simpler-build: unknown command {args[0]!r} (expected: cache, repro-check)",
-        file=sys.stderr,
-    )
-    return 2
+            return repro_main(extras)
+        if extras:
+            args._parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    except cache_cli.UsageError as exc:
+        return cache_cli.usage_error(exc, json_mode)
+    except SystemExit as exc:  # --help, --version
+        return int(exc.code or 0)
+    return cache_cli.run(args, json_mode)
 
 
 if __name__ == "__main__":

@@ -25,4 +25,5 @@ def test_python_m_and_version() -> None:
     bad = subprocess.run(
         [sys.executable, "-m", "simpler_build", "frobnicate"], capture_output=True, text=True
     )
-    assert bad.returncode == 2 and "unknown command 'frobnicate'" in bad.stderr
+    assert bad.returncode == 2 and "invalid choice: 'frobnicate'" in bad.stderr
+    assert bad.stderr.startswith("usage: simpler-build ") and bad.stdout == ""

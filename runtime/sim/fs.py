@@ -1,6 +1,7 @@
 """The simulated device filesystem, shared by every process using the same device id.
 
-Root: `SIMPLER_SIM_ROOT`, else `<project cache root>/sim`; device N lives in
+Root: `SIMPLER_SIM_ROOT`, else `<user state dir>/sim` (e.g.
+`~/.local/state/simpler-build/sim`); device N lives in
 `<root>/device<N>/`.  The dispatcher preinstalls inner SOs into its
 `preinstall/` directory, which is why a second process can skip the
 bootstrap when the file is already there and verifies.
@@ -21,7 +22,7 @@ import weakref
 from pathlib import Path
 from types import TracebackType
 
-from simpler_build.cache.paths import default_cache_root
+from simpler_build.cache.paths import APP_NAME
 from simpler_build.files import NotRegularFile, kind_of
 
 SIM_ROOT_ENV = "SIMPLER_SIM_ROOT"
@@ -30,11 +31,17 @@ DISPATCHER_TEMP = re.compile(r"^simpler_inner_[0-9a-f]{16}(?:_[0-9]+)?\.so\.tmp\
 
 
 def sim_root() -> Path:
-    """Root of every simulated device's filesystem (read at call time, so tests can redirect)."""
+    """Root of every simulated device's filesystem (read at call time, so tests can redirect).
+
+    `SIMPLER_SIM_ROOT`, else the platform's user state directory: a device's state is
+    not a cache, so it stays out of the cache root that CI saves and `gc` bounds.
+    """
     env = os.environ.get(SIM_ROOT_ENV)
     if env:
         return Path(env).expanduser().absolute()
-    return default_cache_root() / "sim"
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False)) / "sim"
 
 
 def device_dir(device_id: int) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import shutil
@@ -19,10 +20,11 @@ from cache_helpers import (
     write_manifest,
 )
 
-from simpler_build.cache import ArtifactCache, FingerprintMismatch, SourceError
+from simpler_build.cache import ArtifactCache, FingerprintMismatch, SourceError, parts
 from simpler_build.cache.cli import main, parse_size
 from simpler_build.cache.counters import flush_all
 from simpler_build.cache.warm import warm
+from simpler_build.remote.config import parse_remote_storage
 
 
 @pytest.fixture
@@ -77,10 +79,18 @@ def test_cli_warm_default_build_dir_and_json(tmp_path: Path, build, cli) -> None
     cache_dir = tmp_path / "c"
     first = cli("warm", cache_dir=cache_dir, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.count("added ") == 8 and "8 added, 4 already present" in first.stdout
+    # A summary by default (ccache's habit); a line per binary only with -v.
+    assert first.stdout == f"warm: 8 added, 4 already present (cache: {cache_dir})\n"
+    verbose = cli("warm", "-v", cache_dir=cache_dir, cwd=tmp_path)
+    lines = verbose.stdout.splitlines()
+    assert len(lines) == 13 and all(line.startswith("present  ") for line in lines[:12])
+    assert verbose.stdout.endswith(f"0 added, 12 already present (cache: {cache_dir})\n")
+    quiet = cli("-q", "warm", cache_dir=cache_dir, cwd=tmp_path)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
     second = cli("--cache-dir", str(cache_dir), "warm", "--json", "build", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     report = json.loads(second.stdout)
+    assert report["schema_version"] == 1 and report["cache_root"] == str(cache_dir)
     assert report["added"] == [] and len(report["present"]) == 12
     assert {i["arch"] for i in report["present"]} == {"a2a3", "a5"}
 
@@ -122,7 +132,7 @@ def test_cli_stats_ls_gc_clear(tmp_path: Path, build, cli) -> None:
     text = cli("stats", cache_dir=cache_dir).stdout
     assert "entries" in text and "hit rate" in text
 
-    listing = json.loads(cli("ls", "--json", cache_dir=cache_dir).stdout)
+    listing = json.loads(cli("ls", "--json", cache_dir=cache_dir).stdout)["entries"]
     assert sorted(e["fingerprint"] for e in listing) == sorted(blobs)
     assert len(cli("ls", cache_dir=cache_dir).stdout.splitlines()) == 8
 
@@ -131,29 +141,61 @@ def test_cli_stats_ls_gc_clear(tmp_path: Path, build, cli) -> None:
     evicted = int(re.search(r"evicted (\d+) entries", result.stdout).group(1))
     left = cache.ls()
     assert evicted >= 2 and len(left) == 8 - evicted
-    assert sum(e.size for e in left) <= 120 << 10
+    # The bound covers every byte under the root (metadata, counters, tag...), K = 1000.
+    assert sum(e.size for e in left) < 120_000
+    assert parts.usage(cache_dir).bytes <= 120_000
 
     result = cli("clear", cache_dir=cache_dir)
     assert result.returncode == 2 and "--yes" in result.stderr
     assert len(cache.ls()) == len(left)
     result = cli("clear", "--yes", cache_dir=cache_dir)
     assert result.returncode == 0 and f"removed {len(left)} entries" in result.stdout
+    assert "usage: simpler-build cache clear" not in result.stderr
     assert cache.ls() == []
 
 
 def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["gc", "--max-size", "10X"]) == 2
-    assert "invalid size" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "invalid size '10X'" in err and err.startswith("usage: simpler-build cache gc ")
     assert main(["frobnicate"]) == 2
     assert main([]) == 2
+    capsys.readouterr()
+    # A stray argument is reported by the subcommand it was given to, with its usage.
+    assert main(["stats", "--bogus"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: simpler-build cache stats ")
+    assert err.endswith("simpler-build cache stats: error: unrecognized arguments: --bogus\n")
 
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("123", 123), ("500K", 500 << 10), ("10M", 10 << 20), ("1G", 1 << 30), ("1.5gib", 3 << 29)],
+    [
+        ("123", 123),
+        ("500K", 500_000),
+        ("500Ki", 500 << 10),
+        ("10M", 10_000_000),
+        ("10MiB", 10 << 20),
+        ("1G", 10**9),
+        ("1GB", 10**9),
+        ("1.5gib", 3 << 29),
+        ("2T", 2 * 10**12),
+        ("2Ti", 2 << 40),
+        ("0", 0),
+    ],
 )
-def test_parse_size(text: str, size: int) -> None:
+def test_parse_size_has_ccache_suffixes(text: str, size: int) -> None:
+    """K/M/G/T are decimal and Ki/Mi/Gi/Ti binary, as in ccache; one parser for the cache
+    CLI and the remote tier's max-size."""
     assert parse_size(text) == size
+    (spec,) = parse_remote_storage(f"redis://h:1|max-size={text}", environ={})
+    assert spec.max_size == size
+
+
+@pytest.mark.parametrize("text", ["", "K", "10X", "1.2.3G", "-1", "10 Kilo", "1Gii"])
+def test_parse_size_refuses(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="invalid size"):
+        parse_size(text)
 
 
 def test_warm_on_a_warm_cache_adds_nothing(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ def test_standalone_cluster_db_and_attributes() -> None:
         "redis+cluster://10.0.0.1:7000|read-only",
     )
     assert (three.username, three.password, three.port) == ("u", "pw", 6379)
-    assert (three.connect_timeout, three.timeout, three.max_size) == (0.25, 3.0, 2 << 20)
+    assert (three.connect_timeout, three.timeout, three.max_size) == (0.25, 3.0, 2_000_000)
     assert "pw" not in three.url  # never printed in warnings
     assert parse_remote_storage("", environ={}) == [] and parse_remote_storage(None) == []
 
@@ -42,7 +42,7 @@ def test_standalone_cluster_db_and_attributes() -> None:
 def test_environment_gives_the_defaults() -> None:
     env = {"SIMPLER_REMOTE_TIMEOUT": "2.5", "SIMPLER_REMOTE_MAX_SIZE": "10K"}
     (spec,) = parse_remote_storage("redis://h:1", environ=env)
-    assert (spec.timeout, spec.max_size) == (2.5, 10 << 10)
+    assert (spec.timeout, spec.max_size) == (2.5, 10_000)
     with pytest.raises(RemoteConfigError, match=r"^SIMPLER_REMOTE_TIMEOUT: "):
         parse_remote_storage("redis://h:1", environ={"SIMPLER_REMOTE_TIMEOUT": "soon"})
 
