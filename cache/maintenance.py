@@ -849,10 +849,13 @@ def _evict_root(cache: ArtifactCache, max_bytes: int, report: GcReport, store: b
                 break
             if isinstance(item, parts.SconsEntry):
                 with _guard(report, item.path, "not evicted"):
-                    if parts.remove_scons_entry(item):
+                    outcome = parts.remove_scons_entry(item)
+                    if outcome == parts.REMOVED:
                         total -= item.size
                         report.scons_evicted.append(item.path)
                         report.bytes_scons_evicted += item.size
+                    elif outcome == parts.BUSY:
+                        report.note(item.path, "not evicted: a build is pushing to it", SKIPPED)
                 continue
             meta = _lstat(cache.layout.meta_path(item.fingerprint))
             with _guard(report, item.path, "not evicted"):

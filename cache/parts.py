@@ -156,28 +156,42 @@ def scons_entries(root: Path) -> list[SconsEntry]:
     """Every entry of the SCons CacheDir (regular files only), with its record's bytes."""
     out: list[SconsEntry] = []
     for prefix in _prefix_dirs(root):
+        out += _entries_of(Path(prefix.path))
+    return out
+
+
+def _entries_of(directory: Path) -> list[SconsEntry]:
+    out: list[SconsEntry] = []
+    try:
+        with os.scandir(directory) as it:
+            items = list(it)
+    except OSError:
+        return out
+    names = {i.name for i in items}
+    for item in items:
+        if item.name.startswith(".") or item.name.endswith(RECORD_SUFFIX):
+            continue
         try:
-            with os.scandir(prefix.path) as it:
-                items = list(it)
+            st = item.stat(follow_symlinks=False)
         except OSError:
             continue
-        names = {i.name for i in items}
-        for item in items:
-            if item.name.startswith(".") or item.name.endswith(RECORD_SUFFIX):
-                continue
-            try:
-                st = item.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            size = st.st_size
-            if item.name + RECORD_SUFFIX in names:
-                with contextlib.suppress(OSError):
-                    size += os.lstat(item.path + RECORD_SUFFIX).st_size
-            seen = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-            out.append(SconsEntry(Path(item.path), size, st.st_mtime, seen))
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        size = st.st_size
+        if item.name + RECORD_SUFFIX in names:
+            with contextlib.suppress(OSError):
+                size += os.lstat(item.path + RECORD_SUFFIX).st_size
+        seen = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        out.append(SconsEntry(Path(item.path), size, st.st_mtime, seen))
     return out
+
+
+def scons_entries_in(directory: Path, name: str) -> SconsEntry | None:
+    """The entry `name` of one CacheDir directory as it is now, or None."""
+    for entry in _entries_of(directory):
+        if entry.path.name == name:
+            return entry
+    return None
 
 
 @contextlib.contextmanager
@@ -195,22 +209,31 @@ def _try_prefix_lock(directory: Path) -> Iterator[bool]:
         os.close(fd)
 
 
-def remove_scons_entry(entry: SconsEntry) -> bool:
-    """Remove an entry and its record under the push lock; False when busy or changed
-    (pushed again, or used by a build since it was listed: no longer the oldest)."""
+REMOVED = "removed"
+BUSY = "busy"
+CHANGED = "changed"
+
+
+def remove_scons_entry(entry: SconsEntry) -> str:
+    """Remove an entry, then its record, under its directory's push lock.
+
+    Returns REMOVED; BUSY when a push holds the lock; CHANGED when the entry is
+    gone or is not the file listed (pushed again, or used by a build since:
+    no longer the least recently used).
+    """
     with _try_prefix_lock(entry.path.parent) as held:
         if not held:
-            return False
+            return BUSY
         try:
             st = os.lstat(entry.path)
         except FileNotFoundError:
-            return False
+            return CHANGED
         if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != entry.seen:
-            return False
+            return CHANGED
         os.unlink(entry.path)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{entry.path}{RECORD_SUFFIX}")
-    return True
+    return REMOVED
 
 
 def _age(st: os.stat_result, now: float) -> float:
@@ -276,10 +299,15 @@ def clear_scons(root: Path) -> tuple[int, int, list[str]]:
     problems: list[str] = []
     for entry in scons_entries(root):
         try:
-            if remove_scons_entry(entry):
+            outcome = remove_scons_entry(entry)
+            if outcome == REMOVED:
                 removed += 1
-            elif entry.path.exists():
+            elif outcome == BUSY:
                 skipped += 1
+            elif os.path.lexists(entry.path):  # pushed again meanwhile: remove that one too
+                again = scons_entries_in(entry.path.parent, entry.path.name)
+                if again is not None and remove_scons_entry(again) == REMOVED:
+                    removed += 1
         except OSError as exc:
             problems.append(f"{entry.path}: {exc.strerror or exc}")
     qdir = scons_dir(root) / QUARANTINE_DIR
@@ -303,7 +331,10 @@ def _remove_any(path: Path) -> None:
 
 
 __all__ = [
+    "BUSY",
+    "CHANGED",
     "PART_NAMES",
+    "REMOVED",
     "Part",
     "RootUsage",
     "SconsEntry",
