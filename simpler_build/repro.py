@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     report = {
+        "schema_version": 1,  # docs/json.md
         "source": str(src),
         "arch": args.arch,
         "mode": args.mode,
