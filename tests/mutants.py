@@ -97,6 +97,10 @@ SI = "tests/scons/test_dispatcher_init.py::"
 SM = "tests/scons/test_invariants_manifest.py::"
 RR = "tests/runtime/test_reliability_runtime.py::"
 CP = "tests/cache/test_perf_invariants.py::"
+CW = "tests/cache/test_cache_warm_cli.py::"
+CF = "tests/cache/test_config.py::"
+CH = "tests/cache/test_cli_habits.py::"
+CR = "tests/cache/test_cli_root_bound.py::"
 
 DURABLE = (CI + "test_put_writes_fsyncs_renames_then_fsyncs_the_directory",)
 MEMO_MTIME = (CI + "test_memo_hits_an_unchanged_file_and_follows_a_same_size_rewrite",)
@@ -412,6 +416,100 @@ MUTANTS: tuple[Mutant, ...] = (
         "bad.quarantined_to = None\n",
         (CC + "test_verify_reports_and_repair_quarantines",),
         "verify --repair moves a corrupt object to quarantine",
+    ),
+    # -- issue 12: cache config, whole-root bound, command-line habits -----------------
+    m(
+        "size-suffixes-all-binary",
+        "cache/config.py",
+        "scale = (1024 if binary else 1000) ** _EXPONENT[unit] if unit else 1",
+        "scale = 1024 ** _EXPONENT[unit] if unit else 1",
+        (CW + "test_parse_size_has_ccache_suffixes",),
+        "K/M/G/T are powers of 1000 and Ki/Mi/Gi/Ti powers of 1024, as in ccache",
+    ),
+    m(
+        "max-size-zero-is-a-bound",
+        "cache/config.py",
+        "    return n or None\n",
+        "    return n\n",
+        (CF + "test_zero_means_unlimited",),
+        "max_size = 0 means unlimited (ccache's -M 0), never 'evict everything'",
+    ),
+    m(
+        "gc-max-size-zero-is-a-bound",
+        "cache/cli.py",
+        "else (args.max_size or None)",
+        "else args.max_size",
+        (CF + "test_zero_means_unlimited",),
+        "gc --max-size 0 means unlimited",
+    ),
+    Mutant(
+        "config-written-in-place",
+        "cache/config.py",
+        (
+            (
+                'tmp = path.parent / f"{TEMP_PREFIX}{CONFIG_NAME}-'
+                '{os.getpid()}-{os.urandom(6).hex()}"',
+                "tmp = path",
+            ),
+            (
+                "os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC",
+                "os.O_WRONLY | os.O_CREAT | os.O_TRUNC",
+            ),
+        ),
+        (CF + "test_concurrent_writers_and_readers_never_see_a_torn_file",),
+        "the config file is replaced atomically: readers never see a half-written file",
+    ),
+    m(
+        "closed-pipe-is-an-error",
+        "cache/cli.py",
+        "    except BrokenPipeError:\n",
+        "    except ZeroDivisionError:\n",
+        (CH + "test_a_closed_pipe_is_not_an_error",),
+        "a closed stdout (`warm -v | head -1`) ends the command quietly with exit 0",
+    ),
+    m(
+        "stray-arguments-blame-the-top-level",
+        "simpler_build/cli.py",
+        'args._parser.error(f"unrecognized arguments:',
+        'parser.error(f"unrecognized arguments:',
+        (CH + "test_every_subcommand_has_help_usage_and_documented_json",),
+        "a bad subcommand argument shows that subcommand's usage",
+    ),
+    m(
+        "stray-cache-arguments-blame-the-cache-level",
+        "cache/cli.py",
+        'inner = getattr(args, "_parser", parser)',
+        "inner = parser",
+        (CW + "test_cli_usage_errors_exit_2",),
+        "a bad subcommand argument shows that subcommand's usage (`simpler-build cache` alone)",
+    ),
+    m(
+        "scons-eviction-ignores-the-push-lock",
+        "cache/parts.py",
+        "        if not held:\n            return BUSY\n",
+        "        if False:\n            return BUSY\n",
+        (CR + "test_an_entry_being_pushed_is_not_evicted",),
+        "gc never evicts an SCons CacheDir entry while a build pushes into its directory",
+    ),
+    m(
+        "gc-leaves-the-scons-cachedir-unbounded",
+        "cache/maintenance.py",
+        "        candidates += [(e.last_used, str(e.path), e) "
+        "for e in parts.scons_entries(cache.root)]\n",
+        "",
+        (
+            CR + "test_gc_evicts_least_recently_used_across_store_and_scons",
+            CR + "test_gc_cli_bounds_the_root",
+        ),
+        "gc bounds the whole root, SCons CacheDir included, least recently used first",
+    ),
+    m(
+        "stats-zero-keeps-the-counts",
+        "cache/counters.py",
+        "        counts = dict.fromkeys(COUNTER_NAMES, 0)\n        counts.update(",
+        "        counts = self.read()\n        counts.update(",
+        (CH + "test_stats_zero_and_timestamps",),
+        "stats --zero resets every counter and stamps stats_zeroed_timestamp",
     ),
     # -- runtime/runner.py: one registration, nothing leaked, finalize releases -----------
     m(
