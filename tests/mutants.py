@@ -511,6 +511,20 @@ MUTANTS: tuple[Mutant, ...] = (
         (CH + "test_stats_zero_and_timestamps",),
         "stats --zero resets every counter and stamps stats_zeroed_timestamp",
     ),
+    Mutant(
+        "sim-state-in-the-cache-root",
+        "runtime/sim/fs.py",
+        (
+            (
+                "    import platformdirs\n\n    return Path(platformdirs.user_state_dir(APP_NAME, "
+                'appauthor=False)) / "sim"\n',
+                "    from simpler_build.cache.paths import default_cache_root\n\n"
+                '    return default_cache_root() / "sim"\n',
+            ),
+        ),
+        ("tests/test_cli_top.py::test_sim_state_defaults_to_the_user_state_dir",),
+        "the simulated device's state lives outside the cache root CI saves",
+    ),
     # -- runtime/runner.py: one registration, nothing leaked, finalize releases -----------
     m(
         "runner-registers-every-run",
