@@ -283,8 +283,9 @@ def _warm(cache: Any, args: argparse.Namespace, out: _Out) -> int:
     finally:
         if bar is not None:
             bar.close()
+    cleanup = _cleanup_if_over(cache) if report.added else None
     if out.json:
-        out.emit(report.to_json())
+        out.emit({**report.to_json(), "cleanup": cleanup})
         return 0
     for label, items in (("added", report.added), ("present", report.present)):
         for i in items:
@@ -293,7 +294,36 @@ def _warm(cache: Any, args: argparse.Namespace, out: _Out) -> int:
         f"warm: {len(report.added)} added, {len(report.present)} already present"
         f" (cache: {cache.root})"
     )
+    _cleanup_line(out, cleanup)
     return 0
+
+
+def _cleanup_if_over(cache: Any) -> dict[str, int] | None:
+    """ccache's automatic cleanup: after a command added to the cache, `gc` the root
+    when it is over max_size.  None when nothing had to be evicted (or no bound)."""
+    from simpler_build.cache import parts
+
+    bound = _configured_bound(cache)[0]
+    if bound is None or parts.usage(cache.root).bytes <= bound:
+        return None
+    from simpler_build.cache.maintenance import DEFAULT_GRACE_SECONDS, gc_root
+
+    report = gc_root(cache, bound, DEFAULT_GRACE_SECONDS)
+    return {
+        "max_bytes": bound,
+        "evicted": len(report.evicted),
+        "scons_evicted": len(report.scons_evicted),
+        "root_bytes_after": report.root_bytes_after,
+    }
+
+
+def _cleanup_line(out: _Out, cleanup: dict[str, int] | None) -> None:
+    if cleanup is not None:
+        out.line(
+            f"cleanup: over max_size {format_size(cleanup['max_bytes'])}: evicted "
+            f"{cleanup['evicted']} entries and {cleanup['scons_evicted']} SCons entries; "
+            f"root now {format_size(cleanup['root_bytes_after'])}"
+        )
 
 
 def _remotes(args: argparse.Namespace) -> list[Any]:
@@ -321,8 +351,9 @@ def _fetch(cache: Any, args: argparse.Namespace, out: _Out) -> int:
         "(not in the local cache, not intact on any remote)"
         for w in report.missing
     ]
+    cleanup = _cleanup_if_over(cache) if report.pulled else None
     if out.json:
-        out.emit(report.to_json())
+        out.emit({**report.to_json(), "cleanup": cleanup})
     else:
         for w in report.pulled:
             out.item(f"pulled   {w.fingerprint}  {w.arch}/{w.runtime or '-'}  {w.role}")
@@ -333,6 +364,7 @@ def _fetch(cache: Any, args: argparse.Namespace, out: _Out) -> int:
             f"{len(report.present)} already cached, {len(report.rejected)} refused, "
             f"{len(report.missing)} missing (cache: {cache.root})"
         )
+        _cleanup_line(out, cleanup)
     return 0 if report.complete else 1
 
 

@@ -460,6 +460,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "the config file is replaced atomically: readers never see a half-written file",
     ),
     m(
+        "warm-never-cleans-up",
+        "cache/cli.py",
+        "    cleanup = _cleanup_if_over(cache) if report.added else None\n",
+        "    cleanup = None\n",
+        (CF + "test_warm_cleans_up_automatically_when_over_max_size",),
+        "a warm that takes the root over max_size cleans up, as ccache does",
+    ),
+    m(
         "closed-pipe-is-an-error",
         "cache/cli.py",
         "    except BrokenPipeError:\n",

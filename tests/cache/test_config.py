@@ -169,3 +169,23 @@ def test_concurrent_writers_and_readers_never_see_a_torn_file(tmp_path: Path) ->
         assert set(got) <= {"1G", "2Gi", "3000M", "4T", "5Ki"}
     assert sorted(os.listdir(root)) == [cfg.CONFIG_NAME]
     assert cfg.settings(root, {})["max_size"].value in {"2Gi", "3000M", "4T", "5Ki"}
+
+
+def test_warm_cleans_up_automatically_when_over_max_size(tmp_path: Path, cli) -> None:
+    """ccache's habit: adding past max_size triggers a cleanup; a warm that adds nothing
+    leaves the tree alone."""
+    make_build(tmp_path / "build", size=50_000)
+    root = tmp_path / "c"
+    assert cli("config", "max_size", "150K", cache_dir=root).returncode == 0
+    result = cli("warm", "--json", str(tmp_path / "build"), cache_dir=root)
+    report = _json(result)
+    cleanup = report["cleanup"]
+    assert cleanup["max_bytes"] == 150_000 and cleanup["evicted"] > 0
+    from simpler_build.cache import parts
+
+    assert parts.usage(root).bytes <= 150_000 == cleanup["max_bytes"]
+    assert cleanup["root_bytes_after"] <= 150_000  # counters are written at exit, after it
+    again = cli("warm", str(tmp_path / "build"), cache_dir=root)
+    assert "cleanup: over max_size" in again.stdout  # it re-added what was evicted
+    assert cli("config", "max_size", "0", cache_dir=root).returncode == 0
+    assert _json(cli("warm", "--json", str(tmp_path / "build"), cache_dir=root))["cleanup"] is None
