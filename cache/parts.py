@@ -18,8 +18,11 @@ SCons CacheDir layout (SCons 4, prefix length 2)::
 
 An entry is removed under its directory's `.simpler-lock` (non-blocking: a
 push in progress means "busy, skip it"), entry first, record second.  A build
-reading meanwhile sees the entry (its open descriptor keeps the bytes) or a
-miss; it never sees an entry without its record, which it would distrust.
+reading meanwhile (retrieval takes no lock) gets the whole entry (its open
+descriptor keeps the bytes) or a miss: no entry, or -- when it saw the entry
+just before the removal and looks for the record just after -- an entry
+without a record, which it does not trust.  Never a damaged entry, so nothing
+is quarantined and the build at worst rebuilds and pushes again.
 """
 
 from __future__ import annotations
