@@ -222,3 +222,31 @@ def test_gc_cli_bounds_the_root(tmp_path: Path) -> None:
     assert parts.usage(root).bytes <= 50_000
     left = sorted(e.path.name for e in parts.scons_entries(root))
     assert left == [f"{i:02x}" * 16 for i in (3, 4)], "the most recently used stay"
+
+
+def test_a_real_build_after_gc_evicted_its_scons_entries(
+    project_copy: Path, tmp_path: Path
+) -> None:
+    """gc evicts a real build's CacheDir entries; the next clean build misses, rebuilds
+    the same bytes and pushes fresh entries (nothing is quarantined, nothing fails)."""
+    from tests.conftest import scons
+
+    root = tmp_path / "cache"
+    build_dir = tmp_path / "b"
+    args = ("arch=a2a3", "runtime=host_build_graph", f"build_dir={build_dir}")
+    env = {"SIMPLER_CACHE_DIR": str(root)}
+    scons(*args, cwd=project_copy, env=env)
+    inner = build_dir / "lib" / "a2a3" / "host_build_graph" / "libsimpler_inner_host_build_graph.so"
+    first = inner.read_bytes()
+    before = len(parts.scons_entries(root))
+    assert before > 0
+    report = gc_root(ArtifactCache(root), 1, DEFAULT_GRACE_SECONDS)
+    assert len(report.scons_evicted) == before and parts.scons_entries(root) == []
+
+    import shutil
+
+    shutil.rmtree(build_dir)
+    again = scons(*args, cwd=project_copy, env=env)
+    assert "Retrieved" not in again.stdout and "quarantine" not in again.stderr
+    assert inner.read_bytes() == first
+    assert len(parts.scons_entries(root)) == before, "the rebuild pushed every entry again"
