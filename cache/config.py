@@ -179,10 +179,14 @@ def set_value(root: Path, key: str, value: str | None) -> None:
     elif key not in KEYS:
         _check(path, key, "")
     read_file(root)  # refuse to rewrite a file that is already broken
+    if root.exists() and not root.is_dir():
+        raise ConfigError(path, f"cannot write it: the cache root {root} is not a directory")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         lines = []
+    except OSError as exc:
+        raise ConfigError(path, f"cannot read it: {exc.strerror or exc}") from None
     kept: list[str] = []
     done = False
     for line in lines:

@@ -189,3 +189,14 @@ def test_warm_cleans_up_automatically_when_over_max_size(tmp_path: Path, cli) ->
     assert "cleanup: over max_size" in again.stdout  # it re-added what was evicted
     assert cli("config", "max_size", "0", cache_dir=root).returncode == 0
     assert _json(cli("warm", "--json", str(tmp_path / "build"), cache_dir=root))["cleanup"] is None
+
+
+def test_a_root_that_is_a_file_is_one_line(tmp_path: Path, cli) -> None:
+    root = tmp_path / "c"
+    root.write_text("not a directory")
+    result = cli("config", "max_size", "1G", cache_dir=root)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"simpler-build cache: error: {root / cfg.CONFIG_NAME}: cannot write it: "
+        f"the cache root {root} is not a directory\n"
+    )
