@@ -90,7 +90,7 @@ def add_verbosity(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "--quiet",
         action="store_true",
         default=default if suppress else False,
-        help="print nothing but errors",
+        help="print nothing but errors (stats, ls and config still print their answer)",
     )
 
 
