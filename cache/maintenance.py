@@ -813,6 +813,8 @@ def gc_root(cache: ArtifactCache, max_bytes: int | None, grace: float) -> GcRepo
     from simpler_build.cache import parts
 
     report = gc(cache, None, grace)
+    if _lstat(cache.layout.base) is None and _is_dir(_lstat(cache.root)):
+        _sweep_root_temps(cache, grace, report)  # gc() stops before them without a v1/
     report.max_bytes = max_bytes
     report.root_bytes_before = parts.usage(cache.root).bytes
     temps, quarantined, problems = parts.sweep_scons(cache.root, grace, QUARANTINE_KEEP_SECONDS)

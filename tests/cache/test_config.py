@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,29 @@ def test_a_root_that_is_a_file_is_one_line(tmp_path: Path, cli) -> None:
         f"simpler-build cache: error: {root / cfg.CONFIG_NAME}: cannot write it: "
         f"the cache root {root} is not a directory\n"
     )
+
+
+def test_a_writer_that_dies_before_the_rename_leaves_the_old_file(tmp_path: Path, cli) -> None:
+    """A process killed between writing the temp file and renaming it: the config still
+    reads as before, and gc removes the leftover once it is older than the grace period."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "c"
+    cfg.set_value(root, "max_size", "1G")
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from simpler_build.cache import config\n"
+        "os.replace = lambda *a: os._exit(9)  # dies right before the rename\n"
+        "config.set_value(Path(sys.argv[1]), 'max_size', '7T')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(root)], timeout=60)
+    assert proc.returncode == 9
+    assert cfg.settings(root, {})["max_size"].value == "1G"
+    (leftover,) = [p for p in root.iterdir() if p.name != cfg.CONFIG_NAME]
+    assert leftover.name.startswith(".tmp-") and "7T" in leftover.read_text()
+    old = time.time() - 7200  # older than gc's grace period (1 h)
+    os.utime(leftover, (old, old))
+    report = _json(cli("gc", "--json", cache_dir=root))
+    assert report["temp_removed"] == [str(leftover)] and not leftover.exists()
