@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] in {"-h", "--help"}:
         print(
             "usage: simpler-build cache {warm,fetch,push,stats,verify,gc,ls,clear} ...\n"
+            "       simpler-build build [NAME=VALUE ...] [--build-dir DIR] [-j N]\n"
             "       simpler-build repro-check [--arch A] [--mode M] [--source DIR] [--json]\n"
             "       simpler-build --version"
         )
@@ -23,12 +24,16 @@ def main(argv: list[str] | None = None) -> int:
         from simpler_build.cache.cli import main as cache_main
 
         return cache_main(args[1:])
+    if args[0] == "build":
+        from simpler_build.build import main as build_main
+
+        return build_main(args[1:])
     if args[0] == "repro-check":
         from simpler_build.repro import main as repro_main
 
         return repro_main(args[1:])
     print(
-        f"simpler-build: unknown command {args[0]!r} (expected: cache, repro-check)",
+        f"simpler-build: unknown command {args[0]!r} (expected: cache, build, repro-check)",
         file=sys.stderr,
     )
     return 2
