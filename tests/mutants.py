@@ -874,6 +874,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "setuptools' build folder and SCons's build/lib never meet: no a5/ in the wheel",
     ),
     m(
+        "scons-blames-the-venv-for-a-missing-extra",
+        "SConstruct",
+        "    import elftools  # noqa: F401  (the manifest writer reads build-ids with it)\n",
+        "    pass\n",
+        WHEEL,
+        "SCons with a base install names the build extra, before any build step",
+    ),
+    m(
         "wheel-without-scons-tree",
         "setup.py",
         "        for rel in scons_tree_files():\n",

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import SCons
 
 from tests.conftest import REPO
 
@@ -70,3 +71,23 @@ def test_bad_input_is_one_line(tmp_path: Path, args: tuple[str, ...], problem: s
     assert len(errors) == 1 and problem in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "build").exists()
+
+
+def test_scons_under_a_python_without_the_package_says_so(tmp_path: Path) -> None:
+    """The SConstruct's import error names the interpreter, not a venv it guesses at."""
+    only_scons = tmp_path / "only-scons"
+    only_scons.mkdir()
+    (only_scons / "SCons").symlink_to(Path(SCons.__file__).parent, target_is_directory=True)
+    proc = subprocess.run(
+        [sys.executable, "-S", "-m", "SCons", "-Q", "-n", "-C", str(REPO)],
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(only_scons)},  # -S: no site-packages
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"scons: *** simpler_build is not installed for {sys.executable}, the Python running "
+        "SCons: run the scons of the venv it is installed in (README.md: scripts/setup.sh), "
+        "or pip install '.[all]' there."
+    ]

@@ -29,6 +29,8 @@ import venv
 import zipfile
 from pathlib import Path
 
+import SCons
+
 from simpler_build import __version__
 from tests.conftest import REPO
 
@@ -123,6 +125,15 @@ def test_wheel_installs_builds_warms_and_runs_away_from_the_checkout(tmp_path: P
     assert proc.stderr.count("\n") == 1 and "pip install 'simpler-build[build]'" in proc.stderr
     proc = run([py, "-c", "import simpler_build.runtime"], elsewhere, env)
     assert proc.returncode == 1 and "pip install 'simpler-build[runtime]'" in proc.stderr
+    # Another Python's SCons (here: the test's) with this base install: the missing extra is named.
+    only_scons = tmp_path / "only-scons"
+    only_scons.mkdir()
+    (only_scons / "SCons").symlink_to(Path(SCons.__file__).parent, target_is_directory=True)
+    proc = run([py, "-m", "SCons", "-Q", "-n"], checkout, {**env, "PYTHONPATH": str(only_scons)})
+    assert proc.returncode == 1 and proc.stderr.splitlines() == [
+        f"scons: *** pyelftools is not installed for {py}, and the build needs it: "
+        "install the build extra (pip install 'simpler-build[build]')."
+    ]
     warmed = json.loads(ok([tool, "cache", "warm", "--json", checkout / "build"], elsewhere, env))
     assert len(warmed["added"]) == 4  # a5: dispatcher, 2 inner SOs, 1 AICore ELF (deduplicated)
 
