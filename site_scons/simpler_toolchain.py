@@ -26,6 +26,8 @@ COMPILER_VARS = ("CC", "CXX")
 FLAG_VARS = ("CCFLAGS", "CFLAGS", "CXXFLAGS", "LINKFLAGS")
 OPTIONS_FILE = "custom.py"
 PASSED_ENV = ("SOURCE_DATE_EPOCH",)
+#: Compiler launchers: they run the compiler and never change what it writes.
+LAUNCHERS = frozenset({"ccache", "sccache", "distcc", "icecc"})
 PASSED_PREFIX = "CCACHE_"
 
 
@@ -93,6 +95,18 @@ def check_compiler(key: str, value: str, path: str) -> None:
         raise ToolchainError(f"{key}={value!r}: {words[0]!r} is not an executable on PATH")
     if os.path.basename(words[0]) == "ccache" and len(words) == 1:
         raise ToolchainError(f"{key}={value!r}: name the compiler after ccache (ccache gcc)")
+
+
+def without_launcher(command: str) -> str:
+    """A compiler command as the manifest records it: `ccache gcc` is `gcc`.
+
+    A launcher does not change the binary, so a build with ccache and one
+    without write the same manifest bytes.
+    """
+    words = command.split()
+    while len(words) > 1 and os.path.basename(words[0]) in LAUNCHERS:
+        words = words[1:]
+    return " ".join(words)
 
 
 def compiler_env(environ: Mapping[str, str]) -> dict[str, str]:

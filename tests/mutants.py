@@ -914,6 +914,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "the user's flags come after the project's, so they override them",
     ),
     m(
+        "manifest-records-the-ccache-launcher",
+        "runtime/SConscript",
+        "        described[key] = without_launcher(described[key])\n",
+        "        pass\n",
+        (TC + "test_a_ccache_build_writes_the_same_binaries_and_manifests",),
+        "a build with ccache writes the manifest a plain build writes",
+    ),
+    m(
         "debug-shares-the-release-tree",
         "site_scons/simpler_toolchain.py",
         'return build_dir if mode == "release" else os.path.join(build_dir, mode)',

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from simpler_build.manifest import MANIFEST_NAME
+from simpler_build.repro import compare
 from tests.conftest import scons
 
 ONE = ("arch=a2a3", "runtime=host_build_graph")
@@ -57,6 +59,16 @@ def test_ccache_hits_every_compile_of_a_second_clean_build(project_copy: Path, t
     warm = ccache_stats(ccache_dir)
     hits = warm["direct_cache_hit"] + warm["preprocessed_cache_hit"]
     assert hits == len(compiles) and warm["cache_miss"] == cold["cache_miss"]
+
+
+def test_a_ccache_build_writes_the_same_binaries_and_manifests(project_copy: Path, tmp_path: Path):
+    """ccache is a launcher, not a toolchain: same bytes, same manifest, as a plain build."""
+    assert shutil.which("ccache"), "ccache is missing: scripts/setup.sh installs it"
+    ccache = {"CC": "ccache gcc", "CXX": "ccache g++", "CCACHE_DIR": str(tmp_path / "ccache")}
+    scons(*ONE, *UNCACHED, f"build_dir={tmp_path / 'plain'}", cwd=project_copy)
+    scons(*ONE, *UNCACHED, f"build_dir={tmp_path / 'ccache'}", cwd=project_copy, env=ccache)
+    names, diffs = compare(tmp_path / "plain" / "lib", tmp_path / "ccache" / "lib")
+    assert diffs == [] and MANIFEST_NAME in {Path(n).name for n in names}
 
 
 def test_command_line_beats_environment_beats_custom_py(project_copy: Path, tmp_path: Path):
