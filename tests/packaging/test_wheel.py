@@ -111,7 +111,8 @@ def test_wheel_installs_builds_warms_and_runs_away_from_the_checkout(tmp_path: P
     assert not missing, missing
     assert not [n for n in names if "__pycache__" in n or n.endswith((".so", ".elf", ".pyc"))]
     meta = zipfile.ZipFile(wheel).read(f"simpler_build-{__version__}.dist-info/METADATA").decode()
-    assert "License: Apache-2.0" in meta.splitlines()
+    assert "License-Expression: Apache-2.0" in meta.splitlines()
+    assert f"simpler_build-{__version__}.dist-info/licenses/LICENSE" in names
 
     # 3. A fresh venv, base install: warm works, build and runtime name their extras.
     venv_dir = tmp_path / "venv"
