@@ -6,6 +6,7 @@ with DeviceRunner(bins) as runner:
     (out,) = runner.run(prepared, a, b)   # as many times as you like
 """
 
+from . import _requires  # noqa: F401  (first: names the extra a missing module is in)
 from .abi import KernelId, Status
 from .aicpu_op import LoadAicpuOp
 from .binaries import BinaryError, RuntimeBinaries

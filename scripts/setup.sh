@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian/Ubuntu machine for simpler-build, idempotently:
 # the system packages (xxHash headers, redis-server for the remote-tier
-# tests), a project venv in .venv, and the package (editable) with its test
-# extras.
+# tests, ccache for the CC="ccache gcc" build test), a project venv in .venv,
+# and the package (editable) with every extra: .[all,test].
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 have_xxhash() { echo '#include <xxhash.h>' | ${CC:-cc} -x c -E - >/dev/null 2>&1; }
 have_redis() { command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; }
+have_ccache() { command -v ccache >/dev/null 2>&1; }
 
 # System packages, each only when missing: the xxHash headers the dispatcher
 # links against, and redis-server + redis-cli, which the remote-tier tests
@@ -15,6 +16,7 @@ have_redis() { command -v redis-server >/dev/null 2>&1 && command -v redis-cli >
 missing=()
 have_xxhash || missing+=(libxxhash-dev)
 have_redis || missing+=(redis-server redis-tools)
+have_ccache || missing+=(ccache)
 
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
@@ -39,6 +41,18 @@ if ! have_redis; then
     echo "setup: error: redis-server/redis-cli still missing after installing redis-server" >&2
     exit 1
 fi
+if ! have_ccache; then
+    echo "setup: error: ccache still missing after installing ccache" >&2
+    exit 1
+fi
+
+# The package's root modules moved from simpler_build/ to core/ (0.3): a checkout
+# updated across that move keeps an untracked simpler_build/__pycache__, which
+# Python would import as an empty namespace package ahead of the real one.
+if [ -d simpler_build ] && [ -z "$(find simpler_build -name '*.py' -print -quit)" ]; then
+    echo "setup: removing the stale simpler_build/ left by the move to core/"
+    rm -rf simpler_build
+fi
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
@@ -46,4 +60,4 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 echo "setup: installing simpler-build into .venv"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[all,test]'

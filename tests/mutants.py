@@ -44,8 +44,17 @@ REPO = Path(__file__).resolve().parents[1]
 BUILD_SUFFIXES = (".c", ".cpp", ".h", ".map")
 BUILD_NAMES = ("SConstruct", "SConscript")
 COPY_IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", "build", "__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info"
+    ".git",
+    ".venv",
+    "build",
+    ".setuptools-build",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    "*.egg-info",
 )
+#: The scratch copy's import root: holds only the `simpler_build` link (see scratch_copy).
+IMPORT_DIR = ".import"
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,10 @@ CW = "tests/cache/test_cache_warm_cli.py::"
 CF = "tests/cache/test_config.py::"
 CH = "tests/cache/test_cli_habits.py::"
 CR = "tests/cache/test_cli_root_bound.py::"
+TC = "tests/scons/test_build_toolchain.py::"
+WHEEL = (
+    "tests/packaging/test_wheel.py::test_wheel_installs_builds_warms_and_runs_away_from_the_checkout",
+)
 
 DURABLE = (CI + "test_put_writes_fsyncs_renames_then_fsyncs_the_directory",)
 MEMO_MTIME = (CI + "test_memo_hits_an_unchanged_file_and_follows_a_same_size_rewrite",)
@@ -188,7 +201,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "atomic-follows-symlinks",
-        "simpler_build/files.py",
+        "core/files.py",
         '_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)',
         "_O_NOFOLLOW = 0",
         (CE + "test_symlinked_object_path_is_refused",),
@@ -292,10 +305,10 @@ MUTANTS: tuple[Mutant, ...] = (
         MANIFEST_FP,
         "a fingerprint is exactly 16 hex digits",
     ),
-    # -- simpler_build/manifest.py ---------------------------------------------------------
+    # -- core/manifest.py (simpler_build.manifest) --------------------------------------------
     m(
         "manifest-accepts-malformed-fingerprint",
-        "simpler_build/manifest.py",
+        "core/manifest.py",
         "        if not is_fingerprint(fp):\n",
         "        if False:\n",
         MANIFEST_FP,
@@ -477,7 +490,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "stray-arguments-blame-the-top-level",
-        "simpler_build/cli.py",
+        "core/cli.py",
         'args._parser.error(f"unrecognized arguments:',
         'parser.error(f"unrecognized arguments:',
         (CH + "test_every_subcommand_has_help_usage_and_documented_json",),
@@ -971,6 +984,71 @@ MUTANTS: tuple[Mutant, ...] = (
         (RB + "test_two_runners_same_runtime_one_bootstrap",),
         "the blocks of a launch cover every element",
     ),
+    # -- packaging and the toolchain (issue 12) ----------------------------------------------
+    m(
+        "setuptools-builds-in-scons-build-dir",
+        "setup.py",
+        '    options={"build": {"build_base": ".setuptools-build"}},\n',
+        "",
+        WHEEL,
+        "setuptools' build folder and SCons's build/lib never meet: no a5/ in the wheel",
+    ),
+    m(
+        "scons-blames-the-venv-for-a-missing-extra",
+        "SConstruct",
+        "    import elftools  # noqa: F401  (the manifest writer reads build-ids with it)\n",
+        "    pass\n",
+        WHEEL,
+        "SCons with a base install names the build extra, before any build step",
+    ),
+    m(
+        "wheel-without-scons-tree",
+        "setup.py",
+        "        for rel in scons_tree_files():\n",
+        "        for rel in []:\n",
+        WHEEL,
+        "the wheel carries the SCons tree, so an installed package builds",
+    ),
+    m(
+        "ccache-env-not-passed",
+        "site_scons/simpler_toolchain.py",
+        "if key in PASSED_ENV or key.startswith(PASSED_PREFIX):",
+        "if key in PASSED_ENV:",
+        (TC + "test_ccache_hits_every_compile_of_a_second_clean_build",),
+        "CCACHE_* reaches the compiler, so CC='ccache gcc' uses the user's ccache settings",
+    ),
+    m(
+        "custom-py-over-environment",
+        "SConstruct",
+        "given = {**from_file, **from_environment(os.environ), **ARGUMENTS}",
+        "given = {**from_environment(os.environ), **from_file, **ARGUMENTS}",
+        (TC + "test_command_line_beats_environment_beats_custom_py",),
+        "command line over environment over custom.py, as in ccache",
+    ),
+    m(
+        "user-flags-before-project-flags",
+        "site_scons/site_tools/simpler_arch.py",
+        '    arch_env.Append(**env.get("SIMPLER_USER_FLAGS", {}))',
+        '    arch_env.Prepend(**env.get("SIMPLER_USER_FLAGS", {}))',
+        (TC + "test_command_line_beats_environment_beats_custom_py",),
+        "the user's flags come after the project's, so they override them",
+    ),
+    m(
+        "manifest-records-the-ccache-launcher",
+        "runtime/SConscript",
+        "        described[key] = without_launcher(described[key])\n",
+        "        pass\n",
+        (TC + "test_a_ccache_build_writes_the_same_binaries_and_manifests",),
+        "a build with ccache writes the manifest a plain build writes",
+    ),
+    m(
+        "debug-shares-the-release-tree",
+        "site_scons/simpler_toolchain.py",
+        'return build_dir if mode == "release" else os.path.join(build_dir, mode)',
+        "return build_dir",
+        ("tests/scons/test_build_incremental.py::test_mode_change_rebuilds",),
+        "mode=debug and mode=release get separate output trees",
+    ),
 )
 
 
@@ -1007,17 +1085,24 @@ def mutated_text(mutant: Mutant, root: Path) -> str:
 
 
 def scratch_copy(dest: Path) -> Path:
-    """Copy the tree minus venv, git and build outputs; make `simpler_build.*` import from it."""
+    """Copy the tree minus venv, git and build outputs; make `simpler_build.*` import from it.
+
+    pyproject's package-dir maps `simpler_build` to a folder not named so
+    (core/), so the copy gets `<dest>/.import/simpler_build` -> that folder,
+    and each subpackage a link at its natural place inside its parent.
+    `env_for` puts `<dest>/.import` first on PYTHONPATH.
+    """
     shutil.copytree(REPO, dest, ignore=COPY_IGNORE, symlinks=True)
     mapping = tomllib.loads((dest / "pyproject.toml").read_text())["tool"]["setuptools"]
     package_dir: dict[str, str] = mapping.get("package-dir", {})
+    (dest / IMPORT_DIR).mkdir()
     for package, folder in sorted(package_dir.items()):
         parent, _, last = package.rpartition(".")
-        if not parent:
-            if folder != package:
-                raise RunError(f"top-level package {package} lives in {folder}: cannot shim it")
-            continue
-        parent_dir = dest / package_dir.get(parent, parent.replace(".", "/"))
+        parent_dir = (
+            dest / package_dir.get(parent, parent.replace(".", "/"))
+            if parent
+            else dest / IMPORT_DIR
+        )
         natural, target = parent_dir / last, dest / folder
         if natural.resolve() != target.resolve():
             natural.symlink_to(os.path.relpath(target, parent_dir), target_is_directory=True)
@@ -1026,7 +1111,9 @@ def scratch_copy(dest: Path) -> Path:
 
 def env_for(root: Path, build_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(root / IMPORT_DIR), env.get("PYTHONPATH")])
+    )
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["SIMPLER_TEST_BUILD_DIR"] = str(build_dir)
     env["SIMPLER_CACHE_DIR"] = str(root / ".cache")  # the build's; the tests make their own

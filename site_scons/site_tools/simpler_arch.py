@@ -24,6 +24,8 @@ def _arch_env(env: Any, arch: str, mode: str) -> Any:
     arch_env.Append(**COMMON)
     arch_env.Append(**MODE_FLAGS[mode])
     arch_env.Append(CPPDEFINES=profile.cpp_defines())
+    # Last: the user's CCFLAGS/CFLAGS/... (simpler_toolchain) override the project's.
+    arch_env.Append(**env.get("SIMPLER_USER_FLAGS", {}))
     return arch_env
 
 

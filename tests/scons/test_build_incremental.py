@@ -81,8 +81,15 @@ def test_mode_change_rebuilds(project_copy: Path, tmp_path: Path):
     )
     assert "dispatcher/dispatcher.cpp" in compiled(debug.stdout)
     assert " -O0 " in debug.stdout
-    manifest = tmp_path / "b" / "lib" / "a2a3" / "host_build_graph" / MANIFEST_NAME
-    assert '"mode": "debug"' in manifest.read_text()
+    # Each mode has its own tree: the debug build leaves the release one alone.
+    release = tmp_path / "b" / "lib" / "a2a3" / "host_build_graph" / MANIFEST_NAME
+    debug_manifest = tmp_path / "b" / "debug" / "lib" / "a2a3" / "host_build_graph" / MANIFEST_NAME
+    assert '"mode": "debug"' in debug_manifest.read_text()
+    assert '"mode": "release"' in release.read_text()
+    back = scons(
+        "-q", "arch=a2a3", "runtime=host_build_graph", build, cwd=project_copy, check=False
+    )
+    assert back.returncode == 0, "back to release: nothing to rebuild"
 
 
 def test_clean_removes_outputs(project_copy: Path, tmp_path: Path):

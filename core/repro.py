@@ -29,7 +29,9 @@ SOURCES = ("SConstruct", "site_scons", "dispatcher", "runtime")
 
 def find_source(given: Path | None) -> Path:
     """The tree to check: --source, else the checkout this package runs from, else the cwd."""
-    candidates = [given] if given else [Path(__file__).resolve().parents[1], Path.cwd()]
+    from simpler_build.build import source_tree
+
+    candidates = [given] if given else [source_tree(), Path.cwd()]
     for c in candidates:
         if c is not None and (c / "SConstruct").is_file():
             return c.resolve()
@@ -144,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         build_args = [f"arch={args.arch}", f"mode={args.mode}"]
         t1 = _build(one, "build", 1, 0o022, build_args)
         t2 = _build(two, "out-of-tree-name", 2, 0o077, build_args)
-        names, diffs = compare(one / "build" / "lib", two / "out-of-tree-name" / "lib")
+        sub = ("debug",) if args.mode == "debug" else ()  # SConstruct: debug has its own tree
+        names, diffs = compare(
+            one.joinpath("build", *sub, "lib"), two.joinpath("out-of-tree-name", *sub, "lib")
+        )
     finally:
         if args.keep:
             print(f"{PROG}: kept {work}", file=sys.stderr)

@@ -21,6 +21,7 @@ commands:
   cache fetch              pull them from the remote tier ($SIMPLER_REMOTE_STORAGE)
   cache stats | gc | ...   inspect and bound the cache (simpler-build cache -h)
   cache config [KEY [VAL]] settings such as max_size (5Gi by default; 0 = unlimited)
+  build [NAME=VALUE ...]   build the binaries with SCons (simpler-build build -h)
   repro-check              build twice in different places and compare the outputs
 
 Every command takes --json (docs/json.md). See README.md, docs/ci.md.
@@ -46,6 +47,12 @@ def build_parser() -> cache_cli.Parser:
         description="Manage the artifact cache (cache/FORMAT.md).",
     )
     cache_cli.configure(cache)
+    build = sub.add_parser(
+        "build",
+        help="build the runtime binaries from this install's sources with SCons",
+        add_help=False,
+    )
+    build.set_defaults(_parser=build)
     repro = sub.add_parser(
         "repro-check",
         help="check that two builds in different places are byte-identical",
@@ -64,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         args, extras = parser.parse_known_args(args_in)
+        if args.area == "build":
+            from simpler_build.build import main as build_main
+
+            return build_main(extras)
         if args.area == "repro-check":
             from simpler_build.repro import main as repro_main
 
