@@ -157,10 +157,11 @@ def rtKernelLaunchWithHandle(
     for block in range(block_dim):
         rc = fn(ptr, block, block_dim)
         if rc != 0:
-            if stream.pending is None:
-                stream.pending = CannError(
+            stream.fail(
+                CannError(
                     ACL_ERROR_RT_AICORE_EXCEPTION,
                     call,
                     f"{handle.names.get(kernel_id, kernel_id)} block {block} returned {rc}",
                 )
+            )
             return

@@ -23,6 +23,8 @@ STRUCTS: dict[type[ctypes.Structure], str] = {
     abi.KernelEntry: "SimplerKernelEntry",
     abi.Task: "SimplerTask",
     abi.ExecArgs: "SimplerExecArgs",
+    abi.ExecState: "SimplerExecState",
+    abi.CpuLaunch: "SimplerCpuLaunch",
     abi.InitArgs: "SimplerInitArgs",
     abi.DeviceArgs: "simpler::DeviceArgs",
     abi.LoaderKernelArgs: "simpler::KernelArgs",

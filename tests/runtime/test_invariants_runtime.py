@@ -121,7 +121,7 @@ def test_independent_chains_run_wave_by_wave(
     (the heads of both chains first); host_build_graph's FIFO ready queue agrees."""
     rng = np.random.default_rng(8)
     x, y = rng.random(N, dtype=np.float32), rng.random(N, dtype=np.float32)
-    with DeviceRunner(load_bins(arch, runtime)) as runner:
+    with DeviceRunner(load_bins(arch, runtime), aicpu_threads=1) as runner:
         prepared = runner.prepare(_two_chains())
         p3, q2 = prepared(x, y)
         assert prepared.last_order() == [0, 3, 1, 4, 2]

@@ -183,6 +183,10 @@ def test_dispatcher_refuses_an_empty_bundle(
     with pytest.raises(sim.CannError, match="returned 1") as info:
         sim.rtStreamSynchronize(stream)
     assert _code(info) == errors.ACL_ERROR_RT_AICPU_EXCEPTION
+    # The AICPU exception poisoned the device: an a5 needs a force reset.
+    sim.rtDeviceResetForce(0)
+    ctx = sim.rtCtxCreate(0, "a5")
+    stream = sim.rtStreamCreate(ctx)
     # DeviceArgs outside device memory is refused before the dispatcher is touched.
     host_da = DeviceArgs()
     bad = LoaderKernelArgs(device_args=ctypes.addressof(host_da))
