@@ -97,6 +97,7 @@ SI = "tests/scons/test_dispatcher_init.py::"
 SM = "tests/scons/test_invariants_manifest.py::"
 RR = "tests/runtime/test_reliability_runtime.py::"
 RX = "tests/runtime/test_runtime_execution.py::"
+RT = "tests/runtime/test_runtime_scheduler.py::"
 CP = "tests/cache/test_perf_invariants.py::"
 
 DURABLE = (CI + "test_put_writes_fsyncs_renames_then_fsyncs_the_directory",)
@@ -894,6 +895,22 @@ MUTANTS: tuple[Mutant, ...] = (
         "",
         (RX + "test_exec_that_cannot_trust_its_block_is_an_aicpu_exception",),
         "a runner on a faulted device refuses work with one DeviceUnusableError naming the fault",
+    ),
+    m(
+        "prepare-accepts-any-block-dim",
+        "runtime/runner.py",
+        "                if spec.block_dim > self.max_block_dim:\n",
+        "                if False:\n",
+        (RT + "test_block_dim_limit_and_zero_means_all",),
+        "a block_dim above PLATFORM_MAX_BLOCKDIM is refused at prepare, naming the limit",
+    ),
+    m(
+        "block-dim-zero-not-resolved",
+        "runtime/runner.py",
+        "            t.block_dim = spec.block_dim or self.max_block_dim  # 0: every block\n",
+        "            t.block_dim = spec.block_dim\n",
+        (RT + "test_block_dim_limit_and_zero_means_all",),
+        "block_dim 0 resolves to the platform maximum at prepare",
     ),
     m(
         "kernel-slice-drops-the-tail",
