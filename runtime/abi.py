@@ -123,7 +123,7 @@ class ExecArgs(ctypes.Structure):
 
 
 class ExecState(ctypes.Structure):
-    """SimplerExecState (32 B): what an exec reports, in device memory."""
+    """SimplerExecState (40 B): what an exec reports, and the AICore handshake, in device memory."""
 
     _fields_ = (
         ("status", ctypes.c_uint32),
@@ -131,6 +131,18 @@ class ExecState(ctypes.Structure):
         ("aicore_launches", ctypes.c_uint64),
         ("num_edges", ctypes.c_uint32),
         ("threads", ctypes.c_uint32),
+        ("epoch", ctypes.c_uint32),
+        ("aicore_ready", ctypes.c_uint32),
+        ("aicpu_done", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+    )
+
+
+class AicoreMainArgs(ctypes.Structure):
+    """SimplerAicoreMainArgs (16 B): the by-value block of simpler_aicore_main."""
+
+    _fields_ = (
+        ("state", ctypes.c_uint64),
         ("epoch", ctypes.c_uint32),
         ("reserved", ctypes.c_uint32),
     )
@@ -188,7 +200,8 @@ _check(KernelEntry, 24, kernel_id=16, core_type=20)
 _check(Task, 64, args=16)
 _check(CpuLaunch, 16, abort=8)
 _check(ExecArgs, 80, active_threads=44, order=48, state=56, epoch=64, launch_scratch=72)
-_check(ExecState, 32, aicore_launches=8, num_edges=16, epoch=24)
+_check(ExecState, 40, aicore_launches=8, num_edges=16, epoch=24, aicore_ready=28, aicpu_done=32)
+_check(AicoreMainArgs, 16, epoch=8)
 _check(InitArgs, 48, runtime_name=16)
 _check(
     DeviceArgs,
@@ -211,3 +224,5 @@ DISPATCHER_ENTRY_POINTS = (
 #: The two symbols every inner AICPU runtime SO exports.
 AICPU_INIT = "simpler_aicpu_init"
 AICPU_EXEC = "simpler_aicpu_exec"
+#: The AICore binary's resident kernel of a run (rtKernelLaunchWithHandleV2).
+AICORE_MAIN = "simpler_aicore_main"

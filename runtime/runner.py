@@ -2,7 +2,10 @@
 
 docs/architecture.md "The AICore handle": the AICore binary is registered lazily on the
 first run, the handle cached and reused by every later run, and dropped in
-`finalize()`, whose context teardown is what frees the pinned ELF.  A run
+`finalize()`, whose context teardown is what frees the pinned ELF.  Every run
+launches the AICore side (`simpler_aicore_main`, which loads the module on
+the first launch) on the runner's AICore stream before the AICPU exec; the
+two meet through the graph's device-side state.  A run
 allocates nothing: it copies inputs in, makes one `rtsLaunchCpuKernel` of
 `simpler_aicpu_exec` on the cached handle (the platform's launch thread
 count, of which `aicpu_threads` schedule; the argument block goes by value),
@@ -39,7 +42,17 @@ from simpler_build.cache.fingerprint import fingerprint_bytes
 from simpler_build.files import read_regular
 
 from . import sim
-from .abi import ABI_VERSION, GRAPH_MAGIC, NO_TASK, ExecArgs, ExecState, KernelId, Status, Task
+from .abi import (
+    ABI_VERSION,
+    GRAPH_MAGIC,
+    NO_TASK,
+    AicoreMainArgs,
+    ExecArgs,
+    ExecState,
+    KernelId,
+    Status,
+    Task,
+)
 from .aicpu_op import LoadAicpuOp
 from .binaries import BinaryError, RuntimeBinaries
 from .graph import Buffer, Graph
@@ -86,6 +99,7 @@ class PreparedGraph:
     state_addr: int  # the SimplerExecState the exec reports into
     order_addr: int
     host_args: ExecArgs  # launched by value; only `kernels` and `epoch` change per run
+    main_args: AicoreMainArgs  # the AICore side's by-value block; `epoch` changes per run
     num_edges: int
     blocks: list[int] = field(default_factory=list)
     released: bool = False
@@ -113,6 +127,7 @@ class _Teardown:
     def __init__(self) -> None:
         self.ctx: sim.Context | None = None
         self.stream: sim.Stream | None = None
+        self.aicore_stream: sim.Stream | None = None
         self.op: LoadAicpuOp | None = None
 
     def run(self) -> None:
@@ -123,6 +138,10 @@ class _Teardown:
         if self.op is not None:
             self.op.finalize()
             self.op = None
+        if self.aicore_stream is not None:
+            with contextlib.suppress(sim.CannError):
+                sim.rtStreamDestroy(self.aicore_stream)
+            self.aicore_stream = None
         if self.stream is not None:
             with contextlib.suppress(sim.CannError):
                 sim.rtStreamDestroy(self.stream)
@@ -232,6 +251,10 @@ class DeviceRunner:
             self._finalizer.atexit = False  # nothing outlives the process: no files, no device
             self._teardown.ctx = self.ctx = sim.rtCtxCreate(device_id, bins.arch, hbm_bytes)
             self._teardown.stream = self.stream = sim.rtStreamCreate(self.ctx, op_timeout)
+            # AICore work has its own stream (upstream #1852): the exec waits for it.
+            self._teardown.aicore_stream = self.aicore_stream = sim.rtStreamCreate(
+                self.ctx, op_timeout
+            )
             self._teardown.op = self._op = LoadAicpuOp(self.ctx, self.stream, bins)
         except BaseException:
             self.finalize()
@@ -364,6 +387,7 @@ class DeviceRunner:
             state_addr=args.state,
             order_addr=args.order,
             host_args=args,
+            main_args=AicoreMainArgs(state=args.state),
             num_edges=len(flat) if host_deps else -1,
             blocks=blocks,
         )
@@ -385,12 +409,17 @@ class DeviceRunner:
                     self.ctx, prepared.addrs[buf.name], buf.nbytes, arr.ctypes.data, buf.nbytes, H2D
                 )
             handle = self._kernel_handle()
-            args = prepared.host_args
+            args, main = prepared.host_args, prepared.main_args
+            args.epoch = main.epoch = args.epoch % 0xFFFFFFFF + 1  # never 0: 0 is "not written"
+            # AICore first, on its own stream (#1060); its first launch loads the module.
+            sim.rtKernelLaunchWithHandleV2(
+                handle, 1, ctypes.addressof(main), ctypes.sizeof(main), self.aicore_stream
+            )
             args.kernels = handle.kernel_table
             args.num_kernels = handle.num_kernels
-            args.epoch = args.epoch % 0xFFFFFFFF + 1  # never 0: a state still 0 was not written
             size = ctypes.sizeof(ExecArgs)
             self._op.launch(self._op.exec_fn, ctypes.addressof(args), size, self.launch_threads)
+            sim.rtStreamSynchronize(self.aicore_stream)
             state = ExecState()
             ssize = ctypes.sizeof(ExecState)
             sim.rtMemcpy(self.ctx, ctypes.addressof(state), ssize, prepared.state_addr, ssize, D2H)

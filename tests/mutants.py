@@ -841,16 +841,16 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "cpu-launch-threads-one-after-another",
         "runtime/sim/binary.py",
-        "    for thread in threads:\n        thread.start()\n",
-        "    for thread in threads:\n        thread.start()\n        thread.join()\n",
+        "        for thread in threads:\n            thread.start()\n",
+        "        for thread in threads:\n            thread.start()\n            thread.join()\n",
         (RX + "test_barrier_needs_every_launch_thread_at_once",),
         "the threads of a CPU-kernel launch run concurrently",
     ),
     m(
         "cpu-launch-args-by-reference",
         "runtime/sim/binary.py",
-        "_run_cpu_kernel(func, block_dim, ctypes.addressof(copy), copy, s)",
-        "_run_cpu_kernel(func, block_dim, args, copy, s)",
+        "    addr = ctypes.addressof(copy)\n    stream.submit(lambda s: run_launch(func.name,",
+        "    addr = args\n    stream.submit(lambda s: run_launch(func.name,",
         (RX + "test_kernel_writes_to_its_argument_block_never_reach_the_host",),
         "a CPU kernel gets a copy of its argument block: its writes never reach the host",
     ),
@@ -874,8 +874,8 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "op-timeout-ignored",
         "runtime/sim/binary.py",
-        "        thread.join(max(0.0, deadline - time.monotonic()))\n",
-        "        thread.join(max(0.0, deadline - time.monotonic()) + 3600)\n",
+        "            thread.join(max(0.0, deadline - time.monotonic()))\n",
+        "            thread.join(max(0.0, deadline - time.monotonic()) + 3600)\n",
         (RX + "test_a_kernel_that_never_finishes_ends_in_507046_within_the_runner_op_timeout",),
         "a launch that outlives the runner's op timeout ends in 507046",
     ),
@@ -911,6 +911,26 @@ MUTANTS: tuple[Mutant, ...] = (
         "            t.block_dim = spec.block_dim\n",
         (RT + "test_block_dim_limit_and_zero_means_all",),
         "block_dim 0 resolves to the platform maximum at prepare",
+    ),
+    m(
+        "aicore-on-the-aicpu-stream",
+        "runtime/runner.py",
+        "            self._teardown.aicore_stream = self.aicore_stream = sim.rtStreamCreate(\n"
+        "                self.ctx, op_timeout\n            )\n",
+        "            self._teardown.aicore_stream = self.aicore_stream = self.stream\n",
+        (RX + "test_aicore_and_aicpu_on_one_stream_end_in_507046_within_the_op_timeout",),
+        "AICore work runs on its own stream, distinct from the AICPU's (upstream #1852)",
+    ),
+    m(
+        "module-load-at-registration",
+        "runtime/sim/aicore.py",
+        "    handle = KernelHandle(ctx, path, data)\n",
+        "    handle = KernelHandle(ctx, path, data)\n    handle.load(call)\n",
+        (
+            "tests/runtime/test_runtime_leak.py::"
+            "test_per_run_registration_fails_where_predicted_and_reset_recovers",
+        ),
+        "registration records the handle; the module load (HBM) waits for the first launch",
     ),
     m(
         "kernel-slice-drops-the-tail",

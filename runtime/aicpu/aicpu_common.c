@@ -182,6 +182,19 @@ static void report(const SimplerExecArgs *args, uint32_t status, uint32_t failed
     st->num_edges = edges;
     st->threads = threads;
     atomic_store_explicit((_Atomic uint32_t *)&st->epoch, args->epoch, memory_order_release);
+    /* The AICore side may leave now. */
+    atomic_store_explicit((_Atomic uint32_t *)&st->aicpu_done, args->epoch, memory_order_release);
+}
+
+/* Whether the AICore side of this run is up; 0 once the device aborted the launch. */
+static int aicore_up(const SimplerExecArgs *args, const SimplerCpuLaunch *launch) {
+    const SimplerExecState *st = (const SimplerExecState *)(uintptr_t)args->state;
+    while (atomic_load_explicit((const _Atomic uint32_t *)&st->aicore_ready,
+                                memory_order_acquire) != args->epoch) {
+        if (aborted(launch)) return 0;
+        sched_yield();
+    }
+    return 1;
 }
 
 int32_t simpler_sched_exec(void *raw, const SimplerCpuLaunch *launch, SimplerPredsFn preds) {
@@ -195,6 +208,7 @@ int32_t simpler_sched_exec(void *raw, const SimplerCpuLaunch *launch, SimplerPre
     _Atomic uint64_t *scratch = (_Atomic uint64_t *)&args->launch_scratch;
 
     if (launch->block_idx == 0) {
+        if (!aicore_up(args, launch)) return SIMPLER_OK; /* aborted: the device reports it */
         uint32_t failed = UINT32_MAX, rc = SIMPLER_OK;
         Sched *s = 0;
         SimplerPreds p = {0, 0};

@@ -124,8 +124,12 @@ typedef struct SimplerExecArgs {
 
 /*
  * What one exec reports, in device memory (the host copies it back after the
- * stream synchronises). 32 bytes.  `epoch` is written last: a state whose
- * epoch is not the run's own was never written by that run.
+ * stream synchronises), and the handshake with the AICore side. 40 bytes.
+ * `epoch` is written last of the report: a state whose epoch is not the
+ * run's own was never written by that run.  The AICore main kernel (on its
+ * own stream, launched first) stores the run's epoch in `aicore_ready` and
+ * stays resident until the exec stores it in `aicpu_done`; the exec schedules
+ * nothing before the AICore side is up.
  */
 typedef struct SimplerExecState {
     uint32_t status;           /*  0: enum SimplerStatus                           */
@@ -134,8 +138,17 @@ typedef struct SimplerExecState {
     uint32_t num_edges;        /* 16: dependency edges the graph had               */
     uint32_t threads;          /* 20: scheduler threads that took part             */
     uint32_t epoch;            /* 24: SimplerExecArgs.epoch of the run that wrote it */
-    uint32_t reserved;         /* 28 */
+    uint32_t aicore_ready;     /* 28: the AICore side is up for this epoch        */
+    uint32_t aicpu_done;       /* 32: the exec finished this epoch                */
+    uint32_t reserved;         /* 36 */
 } SimplerExecState;
+
+/* The by-value argument block of simpler_aicore_main. 16 bytes. */
+typedef struct SimplerAicoreMainArgs {
+    uint64_t state;  /*  0: the SimplerExecState of the graph     */
+    uint32_t epoch;  /*  8: the run this launch serves             */
+    uint32_t reserved;
+} SimplerAicoreMainArgs;
 
 /*
  * simpler_aicpu_init's argument block is one uint64_t: the device address of
@@ -164,7 +177,8 @@ SIMPLER_STATIC_ASSERT(offsetof(SimplerTask, args) == 16, "SimplerTask.args");
 SIMPLER_STATIC_ASSERT(sizeof(SimplerExecArgs) == 80, "SimplerExecArgs layout");
 SIMPLER_STATIC_ASSERT(offsetof(SimplerExecArgs, order) == 48, "SimplerExecArgs.order");
 SIMPLER_STATIC_ASSERT(offsetof(SimplerExecArgs, state) == 56, "SimplerExecArgs.state");
-SIMPLER_STATIC_ASSERT(sizeof(SimplerExecState) == 32, "SimplerExecState layout");
+SIMPLER_STATIC_ASSERT(sizeof(SimplerExecState) == 40, "SimplerExecState layout");
+SIMPLER_STATIC_ASSERT(sizeof(SimplerAicoreMainArgs) == 16, "SimplerAicoreMainArgs layout");
 SIMPLER_STATIC_ASSERT(sizeof(SimplerCpuLaunch) == 16, "SimplerCpuLaunch layout");
 SIMPLER_STATIC_ASSERT(sizeof(SimplerInitArgs) == 48, "SimplerInitArgs layout");
 
@@ -175,6 +189,9 @@ int32_t simpler_aicpu_exec(void *args, const SimplerCpuLaunch *launch); /* Simpl
 /* Exported by every AICore kernel binary. */
 extern const SimplerKernelEntry simpler_aicore_kernels[];
 extern const uint32_t simpler_aicore_kernel_count;
+/* The AICore side of a run, launched with rtKernelLaunchWithHandleV2 (SimplerCpuKernelFn
+ * convention: args is a SimplerAicoreMainArgs). */
+int32_t simpler_aicore_main(void *args, const SimplerCpuLaunch *launch);
 
 #ifdef __cplusplus
 }

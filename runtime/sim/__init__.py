@@ -5,7 +5,12 @@ against the real runtime; handles are Python objects instead of opaque
 pointers.
 """
 
-from .aicore import KernelHandle, rtKernelLaunchWithHandle, rtRegisterAllKernel
+from .aicore import (
+    KernelHandle,
+    rtKernelLaunchWithHandle,
+    rtKernelLaunchWithHandleV2,
+    rtRegisterAllKernel,
+)
 from .binary import (
     BinHandle,
     FuncHandle,
@@ -61,6 +66,7 @@ __all__ = [
     "rtDeviceResetForce",
     "rtFree",
     "rtKernelLaunchWithHandle",
+    "rtKernelLaunchWithHandleV2",
     "rtMalloc",
     "rtMemcpy",
     "rtRegisterAllKernel",

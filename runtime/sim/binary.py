@@ -246,19 +246,28 @@ def rtsLaunchCpuKernel(
     copy = (ctypes.c_char * size)()
     ctypes.memmove(copy, args, size)
     device.stats["cpu_kernel_launches"] += 1
-    stream.submit(lambda s: _run_cpu_kernel(func, block_dim, ctypes.addressof(copy), copy, s))
+    addr = ctypes.addressof(copy)
+    stream.submit(lambda s: run_launch(func.name, func.fn, block_dim, addr, copy, s, call))
 
 
-def _run_cpu_kernel(
-    func: FuncHandle, block_dim: int, addr: int, copy: ctypes.Array, stream: Stream
+def run_launch(
+    name: str,
+    fn: ctypes._CFuncPtr,
+    block_dim: int,
+    addr: int,
+    copy: ctypes.Array,
+    stream: Stream,
+    call: str,
 ) -> None:
-    """On the stream's worker: the launch's threads, all at once, bounded by the op timeout."""
-    call = "rtsLaunchCpuKernel"
+    """On the stream's worker: the launch's threads, all at once, bounded by the op timeout.
+
+    `fn` follows SimplerCpuKernelFn; `addr` is the launch's private copy of its
+    arguments (`copy` keeps it alive).
+    """
     device = stream.ctx.device
     abort = ctypes.c_uint32(0)
     blocks = (CpuLaunch * block_dim)()
     results = [-1] * block_dim  # a thread that never got to return counts as failed
-    fn = func.fn
     mine = [ctypes.pointer(blocks[i]) for i in range(block_dim)]
 
     def body(i: int) -> None:
@@ -268,31 +277,37 @@ def _run_cpu_kernel(
     for i in range(block_dim):
         blocks[i].block_idx, blocks[i].block_dim = i, block_dim
         blocks[i].abort = ctypes.addressof(abort)
-        threads.append(threading.Thread(target=body, args=(i,), name=f"aicpu-{func.name}-{i}"))
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + stream.op_timeout
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
+        threads.append(threading.Thread(target=body, args=(i,), name=f"{name}-{i}"))
+    with device.lock:
+        device.running[id(abort)] = abort
+    try:
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + stream.op_timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    finally:
+        with device.lock:
+            device.running.pop(id(abort), None)
     late = [i for i, thread in enumerate(threads) if thread.is_alive()]
     if late:
         abort.value = 1  # the simulated stand-in for the reset that kills AICPU threads
         err = CannError(
             ACL_ERROR_RT_STREAM_SYNC_TIMEOUT,
             call,
-            f"{func.name}: thread(s) {', '.join(map(str, late))} of {block_dim} still running "
+            f"{name}: thread(s) {', '.join(map(str, late))} of {block_dim} still running "
             f"after the {stream.op_timeout:g} s op timeout",
         )
         device.poison(err)
         for i in late:
             threads[i].join(ABORT_GRACE)
             if threads[i].is_alive():
-                device.stuck.append(_Stuck(threads[i], (copy, blocks, abort, func)))
+                device.stuck.append(_Stuck(threads[i], (copy, blocks, abort, fn)))
         raise err
     failed = [(i, rc) for i, rc in enumerate(results) if rc != 0]
     if failed:
         i, rc = failed[0]
-        detail = f"{func.name} thread {i} of {block_dim} returned {rc}"
+        detail = f"{name} thread {i} of {block_dim} returned {rc}"
         err = CannError(ACL_ERROR_RT_AICPU_EXCEPTION, call, detail)
         device.poison(err)
         raise err

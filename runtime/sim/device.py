@@ -92,6 +92,9 @@ class Device:
         self.poisoned = self.fault is not None
         #: Threads of aborted launches that did not exit within ABORT_GRACE (never freed under).
         self.stuck: list[Any] = []
+        #: Abort words (ctypes.c_uint32) of the launches running now, by id: poison kills them
+        #: all, as a reset would.
+        self.running: dict[int, Any] = {}
         self.stats: Counter[str] = Counter()
         #: Live resources that context teardowns (not the host) released, by kind.
         self.released_at_teardown: Counter[str] = Counter()
@@ -127,6 +130,8 @@ class Device:
             if self.fault is None:
                 self.fault = cause
             self.poisoned = True
+            for abort in self.running.values():
+                abort.value = 1
             if not self.profile.soft_reset_clears_fault:
                 _sticky_faults.setdefault(self.device_id, self.fault)
 
@@ -250,6 +255,8 @@ class Stream:
                     work(self)
             except CannError as exc:
                 self.fail(exc)
+            except Exception as exc:  # a simulator bug: fail the stream, keep the worker
+                self.fail(CannError(ACL_ERROR_RT_PARAM_INVALID, "stream worker", repr(exc)))
             finally:
                 with self._cv:
                     self._queue.popleft()

@@ -24,6 +24,7 @@ STRUCTS: dict[type[ctypes.Structure], str] = {
     abi.Task: "SimplerTask",
     abi.ExecArgs: "SimplerExecArgs",
     abi.ExecState: "SimplerExecState",
+    abi.AicoreMainArgs: "SimplerAicoreMainArgs",
     abi.CpuLaunch: "SimplerCpuLaunch",
     abi.InitArgs: "SimplerInitArgs",
     abi.DeviceArgs: "simpler::DeviceArgs",

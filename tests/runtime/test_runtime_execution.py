@@ -215,3 +215,26 @@ def test_op_timeout_is_validated(load_bins: Callable[..., RuntimeBinaries]) -> N
     for bad in (0, -1.0, "5"):
         with pytest.raises(ValueError, match=f"op_timeout={bad!r}"):
             DeviceRunner(load_bins("a2a3"), op_timeout=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_aicore_and_aicpu_on_one_stream_end_in_507046_within_the_op_timeout(
+    arch: str, load_bins: Callable[..., RuntimeBinaries], make_chain: Callable[..., object]
+) -> None:
+    """The AICore side stays resident until the exec is done; queued on the AICPU's stream it
+    blocks the exec behind it, which can never start: the op timeout ends it (no hang)."""
+    runner = DeviceRunner(load_bins(arch), op_timeout=0.5)
+    assert runner.aicore_stream is not runner.stream
+    prepared = runner.prepare(make_chain(n=64))
+    ones = np.ones(64, np.float32)
+    (out,) = prepared(ones, ones, ones)  # two streams: the handshake completes
+    np.testing.assert_allclose(out, chain_reference(ones, ones, ones), rtol=1e-6)
+    runner.aicore_stream = runner.stream  # the misconfiguration (upstream #1852)
+    with pytest.raises(sim.CannError) as info:
+        prepared(ones, ones, ones)
+    assert info.value.code == errors.ACL_ERROR_RT_STREAM_SYNC_TIMEOUT == 507046
+    assert "simpler_aicore_main" in info.value.detail
+    with pytest.raises(DeviceUnusableError, match="507046"):
+        prepared(ones, ones, ones)
+    runner.finalize()
+    assert sim.get_device(0) is None

@@ -180,7 +180,9 @@ def test_aicpu_failure_names_status_and_task_then_runner_recovers(
     ones = np.ones(8, np.float32)
     with DeviceRunner(load_bins("a5", runtime)) as runner:
         prepared = runner.prepare(make_chain(n=8))
+        prepared(ones, ones, ones)  # the first run loads the AICore module
         handle = runner._kernel_handle()
+        assert handle.table is not None
         saved = handle.table[KernelId.VEC_MUL]
         handle.table[KernelId.VEC_MUL] = 0  # the kernel of task 1 disappears
         with pytest.raises(KernelExecError, match="BAD_KERNEL at task 1") as info:
