@@ -277,7 +277,8 @@ def run_launch(
     for i in range(block_dim):
         blocks[i].block_idx, blocks[i].block_dim = i, block_dim
         blocks[i].abort = ctypes.addressof(abort)
-        threads.append(threading.Thread(target=body, args=(i,), name=f"{name}-{i}"))
+        # daemon: a kernel that ignores the abort must not keep the process from exiting
+        threads.append(threading.Thread(target=body, args=(i,), name=f"{name}-{i}", daemon=True))
     with device.lock:
         device.running[id(abort)] = abort
     try:
