@@ -841,8 +841,8 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "cpu-launch-threads-one-after-another",
         "runtime/sim/binary.py",
-        "        for thread in threads:\n            thread.start()\n",
-        "        for thread in threads:\n            thread.start()\n            thread.join()\n",
+        "            pool[i].submit(functools.partial(body, i))\n",
+        "            pool[0].submit(functools.partial(body, i))\n",
         (RX + "test_barrier_needs_every_launch_thread_at_once",),
         "the threads of a CPU-kernel launch run concurrently",
     ),
@@ -874,8 +874,8 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "op-timeout-ignored",
         "runtime/sim/binary.py",
-        "    late = [i for i, thread in enumerate(threads) if thread.is_alive()]\n",
-        "    late: list[int] = []\n",
+        "        late = [i for i in range(block_dim) if not finished[i]]\n    if late:\n",
+        "        late = []\n    if late:\n",
         (RX + "test_a_kernel_that_never_finishes_ends_in_507046_within_the_runner_op_timeout",),
         "a launch that outlives the runner's op timeout ends in 507046",
     ),

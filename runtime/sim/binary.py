@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import re
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -268,29 +268,37 @@ def run_launch(
     abort = ctypes.c_uint32(0)
     blocks = (CpuLaunch * block_dim)()
     results = [-1] * block_dim  # a thread that never got to return counts as failed
+    finished = [False] * block_dim
+    left = [block_dim]
+    cv = threading.Condition()
     mine = [ctypes.pointer(blocks[i]) for i in range(block_dim)]
 
     def body(i: int) -> None:
-        results[i] = fn(addr, mine[i])
+        try:
+            results[i] = fn(addr, mine[i])
+        finally:
+            with cv:
+                finished[i] = True
+                left[0] -= 1
+                if left[0] == 0:
+                    cv.notify_all()
 
-    threads = []
     for i in range(block_dim):
         blocks[i].block_idx, blocks[i].block_dim = i, block_dim
         blocks[i].abort = ctypes.addressof(abort)
-        # daemon: a kernel that ignores the abort must not keep the process from exiting
-        threads.append(threading.Thread(target=body, args=(i,), name=f"{name}-{i}", daemon=True))
+    pool = stream.launch_threads(block_dim)
     with device.lock:
         device.running[id(abort)] = abort
     try:
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + stream.op_timeout
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        for i in range(block_dim):
+            pool[i].submit(functools.partial(body, i))
+        with cv:
+            cv.wait_for(lambda: left[0] == 0, stream.op_timeout)
     finally:
         with device.lock:
             device.running.pop(id(abort), None)
-    late = [i for i, thread in enumerate(threads) if thread.is_alive()]
+    with cv:
+        late = [i for i in range(block_dim) if not finished[i]]
     if late:
         abort.value = 1  # the simulated stand-in for the reset that kills AICPU threads
         err = CannError(
@@ -300,10 +308,14 @@ def run_launch(
             f"after the {stream.op_timeout:g} s op timeout",
         )
         device.poison(err)
-        for i in late:
-            threads[i].join(ABORT_GRACE)
-            if threads[i].is_alive():
-                device.stuck.append(_Stuck(threads[i], (copy, blocks, abort, fn)))
+        with cv:
+            cv.wait_for(lambda: left[0] == 0, ABORT_GRACE)
+            late = [i for i in range(block_dim) if not finished[i]]
+        for i in late:  # ignored the abort: out of the pool, its memory kept alive
+            stream.pool.remove(pool[i])
+            pool[i].stop()
+            keep = (copy, blocks, abort, fn)
+            device.stuck.append(_Stuck(cv, finished, i, keep))
         raise err
     failed = [(i, rc) for i, rc in enumerate(results) if rc != 0]
     if failed:
@@ -318,14 +330,18 @@ def run_launch(
 class _Stuck:
     """A launch thread that ignored the abort: it keeps what it may still touch alive."""
 
-    thread: threading.Thread
+    cv: threading.Condition
+    finished: list[bool]
+    index: int
     keep: tuple[object, ...]
 
     def join(self, timeout: float) -> None:
-        self.thread.join(timeout)
+        with self.cv:
+            self.cv.wait_for(lambda: self.finished[self.index], timeout)
 
     def is_alive(self) -> bool:
-        return self.thread.is_alive()
+        with self.cv:
+            return not self.finished[self.index]
 
 
 def rtsBinaryUnload(binary: BinHandle) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import enum
 import os
+import queue
 import threading
 import warnings
 from collections import Counter, deque
@@ -205,6 +206,31 @@ class Context:
         self.device.hbm.release_owner(self)
 
 
+class LaunchThread:
+    """A reusable OS thread for the threads of a stream's launches.
+
+    Starting block_dim threads per launch costs more than most launches' work;
+    a stream keeps them. Daemon: a kernel that ignores the abort word must
+    not keep the process from exiting.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self.thread.start()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+
+    def stop(self) -> None:
+        """Exit once the current job (if any) returns."""
+        self._jobs.put(None)
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
+
+
 class Stream:
     """A worker with a queue: launches run in order on its thread; failures wait for sync."""
 
@@ -218,6 +244,14 @@ class Stream:
         self._cv = threading.Condition()
         self._queue: deque[Callable[[Stream], None]] = deque()
         self._worker: threading.Thread | None = None
+        #: Launch threads, reused launch after launch (only the worker uses them).
+        self.pool: list[LaunchThread] = []
+
+    def launch_threads(self, count: int) -> list[LaunchThread]:
+        """The first `count` launch threads, started as needed (worker thread only)."""
+        while len(self.pool) < count:
+            self.pool.append(LaunchThread(f"sim-launch-{id(self):x}-{len(self.pool)}"))
+        return self.pool[:count]
 
     def check(self, call: str) -> Device:
         if not self.alive:
@@ -273,6 +307,8 @@ class Stream:
         with self._cv:
             self._cv.notify_all()
         self.drain()
+        while self.pool:
+            self.pool.pop().stop()
 
 
 _devices: dict[int, Device] = {}
