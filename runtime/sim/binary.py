@@ -83,6 +83,8 @@ class BinHandle:
                     device.op_types.pop(op, None)
                 else:
                     device.op_types[op] = (fp, refs - 1)
+        if self.libs:
+            device.join_stuck()  # never unmap code a thread of an aborted launch may still run
         while self.libs:
             self.libs[-1].close()
             self.libs.pop()
