@@ -84,8 +84,8 @@ class DeviceUnusableError(RuntimeError):
     def __init__(self, device_id: int, fault: sim.CannError) -> None:
         self.fault = fault
         super().__init__(
-            f"device {device_id} unusable: {fault} -- finalize() this runner "
-            "(it resets the device) and create a new one"
+            f"device {device_id} unusable: {fault} -- finalize() this runner (it "
+            "force-resets a poisoned device; other faults clear with rtDeviceReset)"
         )
 
 
