@@ -194,7 +194,8 @@ def _kernel_table(lib: SharedLib, path: Path, call: str) -> tuple[ctypes.Array, 
 def rtKernelLaunchWithHandle(
     handle: KernelHandle, kernel_id: int, block_dim: int, args: int, stream: Stream
 ) -> None:
-    """Launch one AICore kernel over `block_dim` blocks; a failing block surfaces at sync."""
+    """Queue one AICore kernel over `block_dim` blocks on `stream`; a failing block surfaces at
+    sync (507015).  The first launch with the handle loads the module (207001 here)."""
     call = "rtKernelLaunchWithHandle"
     device = handle.check(call)
     if stream.check(call) is not device:
@@ -213,14 +214,13 @@ def rtKernelLaunchWithHandle(
     device.stats["aicore_kernel_launches"] += 1
     fn = KernelFn(table[kernel_id])
     ptr = ctypes.cast(args, ctypes.POINTER(KernelArgs))
-    for block in range(block_dim):
-        rc = fn(ptr, block, block_dim)
-        if rc != 0:
-            stream.fail(
-                CannError(
-                    ACL_ERROR_RT_AICORE_EXCEPTION,
-                    call,
-                    f"{handle.names.get(kernel_id, kernel_id)} block {block} returned {rc}",
-                )
-            )
-            return
+    label = handle.names.get(kernel_id, str(kernel_id))
+
+    def blocks(_: Stream) -> None:
+        for block in range(block_dim):
+            rc = fn(ptr, block, block_dim)
+            if rc != 0:
+                detail = f"{label} block {block} returned {rc}"
+                raise CannError(ACL_ERROR_RT_AICORE_EXCEPTION, call, detail)
+
+    stream.submit(blocks)
