@@ -238,3 +238,15 @@ def test_aicore_and_aicpu_on_one_stream_end_in_507046_within_the_op_timeout(
         prepared(ones, ones, ones)
     runner.finalize()
     assert sim.get_device(0) is None
+
+
+def test_op_timeout_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = sim.rtCtxCreate(0, "a2a3")
+    monkeypatch.setenv("SIMPLER_SIM_OP_TIMEOUT", "2.5")
+    assert sim.rtStreamCreate(ctx).op_timeout == 2.5
+    assert sim.rtStreamCreate(ctx, op_timeout=0.25).op_timeout == 0.25  # explicit wins
+    for bad in ("soon", "0", "-3"):
+        monkeypatch.setenv("SIMPLER_SIM_OP_TIMEOUT", bad)
+        with pytest.raises(ValueError, match="SIMPLER_SIM_OP_TIMEOUT"):
+            sim.rtStreamCreate(ctx)
+    sim.rtCtxDestroy(ctx)
