@@ -7,7 +7,10 @@ Prints, in one run:
   2. first-run latency (runner creation + prepare + first run) with a cold
      device filesystem, with a preinstalled file left by another process, and
      with the in-process fingerprint set;
-  3. device memory growth over 10,000 runs of one prepared graph (must be 0).
+  3. device memory growth over 10,000 runs of one prepared graph (must be 0);
+  4. per-task time of a graph of 500 independent tasks with 1 and with the
+     platform's maximum of active AICPU scheduler threads (issue 10), against
+     the single-threaded time of the same run.
 
 Uses temporary SIMPLER_CACHE_DIR / SIMPLER_SIM_ROOT; needs a build
 (`scons arch=all`) or --build-dir.
@@ -30,8 +33,9 @@ import numpy as np
 
 from simpler_build.cache.fingerprint import clear_memo
 from simpler_build.manifest import MANIFEST_NAME
-from simpler_build.runtime import DeviceRunner, RuntimeBinaries, aicpu_op, sim
+from simpler_build.runtime import DeviceRunner, Graph, RuntimeBinaries, aicpu_op, sim
 from simpler_build.runtime.samples import chain_graph, chain_reference
+from simpler_build.runtime.sim import profile_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -148,6 +152,40 @@ def memory_growth(bins: RuntimeBinaries, runs: int, n: int) -> dict:
     }
 
 
+def independent_graph(tasks: int, n: int) -> Graph:
+    """`tasks` independent additions (no hazards between them): all ready at once."""
+    g = Graph(f"independent{tasks}")
+    a, b = g.input("a", n), g.input("b", n)
+    for i in range(tasks - 1):
+        g.add(g.temp(f"t{i}", n), a, b)
+    g.add(g.output("out", n), a, b)
+    return g
+
+
+def scheduler_threads(bins: RuntimeBinaries, tasks: int, runs: int, n: int) -> dict:
+    """Seconds per task with 1 and with the most active scheduler threads, same graph, same run."""
+    most = profile_for(bins.arch).max_sched_threads
+    a, b, _ = _inputs(n)
+    per_task = {}
+    for threads in (1, most):
+        with DeviceRunner(bins, aicpu_threads=threads) as runner:
+            prepared = runner.prepare(independent_graph(tasks, n))
+            (out,) = prepared(a, b)
+            assert np.array_equal(out, a + b) and prepared.last_threads == threads
+            t0 = time.perf_counter()
+            for _ in range(runs):
+                prepared(a, b)
+            per_task[threads] = (time.perf_counter() - t0) / (runs * tasks)
+    return {
+        "tasks": tasks,
+        "runs": runs,
+        "max_threads": most,
+        "one_thread_us_per_task": per_task[1] * 1e6,
+        "max_threads_us_per_task": per_task[most] * 1e6,
+        "speedup": per_task[1] / per_task[most],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--arch", default="a5", choices=["a2a3", "a5"])
@@ -158,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--growth-runs", type=int, default=10_000)
     p.add_argument("--reps", type=int, default=5, help="repetitions of each first-run figure")
     p.add_argument("--n", type=int, default=64, help="elements per vector (small: overhead-bound)")
+    p.add_argument("--tasks", type=int, default=500, help="independent tasks of the thread figure")
+    p.add_argument("--thread-runs", type=int, default=20, help="timed runs of that graph")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
 
@@ -177,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             "launch": launch_overhead(bins, args.runs, args.baseline_runs, args.n),
             "first_run": first_run_latency(bins, manifest, args.reps, args.n),
             "memory": memory_growth(bins, args.growth_runs, args.n),
+            "scheduler_threads": scheduler_threads(bins, args.tasks, args.thread_runs, args.n),
         }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -205,6 +246,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  after run 1 {mem['hbm_after_first_run']} B, after run {mem['runs']} "
               f"{mem['hbm_after_last_run']} B: growth {mem['growth_bytes']} B "
               f"({mem['aicore_registrations']} registration)")  # fmt: skip
+        st = report["scheduler_threads"]
+        print(
+            f"per task, {st['tasks']} independent tasks ({st['runs']} runs), "
+            "against one scheduler thread (baseline)"
+        )
+        print(f"  {'1 thread (baseline)':32}{st['one_thread_us_per_task']:9.2f} us")
+        print(f"  {str(st['max_threads']) + ' threads':32}{st['max_threads_us_per_task']:9.2f} us"
+              f"  ({st['speedup']:.2f} x)")  # fmt: skip
     return 0 if report["memory"]["growth_bytes"] == 0 else 1
 
 

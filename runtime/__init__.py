@@ -11,7 +11,7 @@ from .abi import KernelId, Status
 from .aicpu_op import LoadAicpuOp
 from .binaries import BinaryError, RuntimeBinaries
 from .graph import Buffer, Graph, TaskSpec
-from .runner import DeviceRunner, KernelExecError, PreparedGraph
+from .runner import DeviceRunner, DeviceUnusableError, KernelExecError, PreparedGraph
 from .sim.errors import CannError
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "Buffer",
     "CannError",
     "DeviceRunner",
+    "DeviceUnusableError",
     "Graph",
     "KernelExecError",
     "KernelId",

@@ -11,9 +11,9 @@ from __future__ import annotations
 import ctypes
 import enum
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 GRAPH_MAGIC = 0x485052474C504D53  # "SMPLGRPH" little-endian
-NO_TASK = 0xFFFFFFFF  # SimplerExecArgs.failed_task when no task failed
+NO_TASK = 0xFFFFFFFF  # SimplerExecState.failed_task when no task failed
 
 
 class Status(enum.IntEnum):
@@ -25,6 +25,7 @@ class Status(enum.IntEnum):
     BAD_GRAPH = 3
     KERNEL_FAILED = 4
     NO_MEMORY = 5
+    ABORTED = 6
 
 
 class KernelId(enum.IntEnum):
@@ -87,8 +88,22 @@ class Task(ctypes.Structure):
     )
 
 
+class CpuLaunch(ctypes.Structure):
+    """SimplerCpuLaunch (16 B): what each thread of a CPU-kernel launch is told."""
+
+    _fields_ = (
+        ("block_idx", ctypes.c_uint32),
+        ("block_dim", ctypes.c_uint32),
+        ("abort", ctypes.c_uint64),
+    )
+
+
+#: SimplerCpuKernelFn: every AICPU kernel's entry point (args copy, launch block).
+CpuKernelFn = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.POINTER(CpuLaunch))
+
+
 class ExecArgs(ctypes.Structure):
-    """SimplerExecArgs (80 B): the argument block of simpler_aicpu_exec."""
+    """SimplerExecArgs (80 B): the by-value argument block of simpler_aicpu_exec."""
 
     _fields_ = (
         ("magic", ctypes.c_uint64),
@@ -98,17 +113,44 @@ class ExecArgs(ctypes.Structure):
         ("deps", ctypes.c_uint64),
         ("kernels", ctypes.c_uint64),
         ("num_kernels", ctypes.c_uint32),
-        ("status", ctypes.c_uint32),
+        ("active_threads", ctypes.c_uint32),
         ("order", ctypes.c_uint64),
-        ("aicore_launches", ctypes.c_uint64),
+        ("state", ctypes.c_uint64),
+        ("epoch", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+        ("launch_scratch", ctypes.c_uint64),
+    )
+
+
+class ExecState(ctypes.Structure):
+    """SimplerExecState (40 B): what an exec reports, and the AICore handshake, in device memory."""
+
+    _fields_ = (
+        ("status", ctypes.c_uint32),
         ("failed_task", ctypes.c_uint32),
+        ("aicore_launches", ctypes.c_uint64),
         ("num_edges", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint64),
+        ("threads", ctypes.c_uint32),
+        ("epoch", ctypes.c_uint32),
+        ("aicore_ready", ctypes.c_uint32),
+        ("aicpu_done", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+    )
+
+
+class AicoreMainArgs(ctypes.Structure):
+    """SimplerAicoreMainArgs (16 B): the by-value block of simpler_aicore_main."""
+
+    _fields_ = (
+        ("state", ctypes.c_uint64),
+        ("epoch", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
     )
 
 
 class InitArgs(ctypes.Structure):
-    """SimplerInitArgs (48 B): the argument block of simpler_aicpu_init."""
+    """SimplerInitArgs (48 B): the device block simpler_aicpu_init fills (its argument is
+    one uint64, this block's device address)."""
 
     _fields_ = (
         ("abi_version", ctypes.c_uint32),
@@ -156,7 +198,10 @@ def _check(struct: type[ctypes.Structure], size: int, **offsets: int) -> None:
 _check(KernelArgs, 48, scalar=40)
 _check(KernelEntry, 24, kernel_id=16, core_type=20)
 _check(Task, 64, args=16)
-_check(ExecArgs, 80, order=48, aicore_launches=56, failed_task=64, num_edges=68)
+_check(CpuLaunch, 16, abort=8)
+_check(ExecArgs, 80, active_threads=44, order=48, state=56, epoch=64, launch_scratch=72)
+_check(ExecState, 40, aicore_launches=8, num_edges=16, epoch=24, aicore_ready=28, aicpu_done=32)
+_check(AicoreMainArgs, 16, epoch=8)
 _check(InitArgs, 48, runtime_name=16)
 _check(
     DeviceArgs,
@@ -179,3 +224,5 @@ DISPATCHER_ENTRY_POINTS = (
 #: The two symbols every inner AICPU runtime SO exports.
 AICPU_INIT = "simpler_aicpu_init"
 AICPU_EXEC = "simpler_aicpu_exec"
+#: The AICore binary's resident kernel of a run (rtKernelLaunchWithHandleV2).
+AICORE_MAIN = "simpler_aicore_main"

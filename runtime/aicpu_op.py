@@ -243,19 +243,24 @@ class LoadAicpuOp:
         return sim.rtsBinaryLoadFromFile(self.ctx, self.json_path)
 
     def _init(self) -> InitArgs:
-        """Call simpler_aicpu_init once and check the SO is the runtime and arch we expect."""
+        """Call simpler_aicpu_init once and check the SO is the runtime and arch we expect.
+
+        Its by-value argument is the device address of the InitArgs block it fills.
+        """
         args = InitArgs(abi_version=ABI_VERSION, device_id=self.device_id)
         size = ctypes.sizeof(InitArgs)
         addr = sim.rtMalloc(self.ctx, size, "InitArgs")
         try:
             h2d = sim.MemcpyKind.HOST_TO_DEVICE
             sim.rtMemcpy(self.ctx, addr, size, ctypes.addressof(args), size, h2d)
-            self.launch(self.init_fn, addr, size)
+            where = ctypes.c_uint64(addr)
+            self.launch(self.init_fn, ctypes.addressof(where), ctypes.sizeof(where))
             sim.rtMemcpy(
                 self.ctx, ctypes.addressof(args), size, addr, size, sim.MemcpyKind.DEVICE_TO_HOST
             )
         finally:
-            sim.rtFree(self.ctx, addr)
+            with contextlib.suppress(sim.CannError):  # a poisoned device: reset frees it
+                sim.rtFree(self.ctx, addr)
         name = args.runtime_name.decode(errors="replace")
         profile = self.ctx.device.profile
         if name != self.bins.runtime:
@@ -271,10 +276,13 @@ class LoadAicpuOp:
         return args
 
     # -- launches ----------------------------------------------------------------------------
-    def launch(self, func: sim.FuncHandle, args: int, size: int) -> None:
-        """One rtsLaunchCpuKernel on a cached handle, synchronised (raises 507018 on failure)."""
+    def launch(self, func: sim.FuncHandle, args: int, size: int, threads: int = 1) -> None:
+        """One rtsLaunchCpuKernel of `threads` threads on a cached handle, synchronised.
+
+        `args` is a host block, copied at launch; 507018 / 507046 are raised here.
+        """
         self.launches += 1
-        sim.rtsLaunchCpuKernel(func, 1, self.stream, args, size)
+        sim.rtsLaunchCpuKernel(func, threads, self.stream, args, size)
         sim.rtStreamSynchronize(self.stream)
 
     def finalize(self) -> None:

@@ -2,10 +2,20 @@
 
 docs/architecture.md "The AICore handle": the AICore binary is registered lazily on the
 first run, the handle cached and reused by every later run, and dropped in
-`finalize()`, whose context teardown is what frees the pinned ELF.  A run
+`finalize()`, whose context teardown is what frees the pinned ELF.  Every run
+launches the AICore side (`simpler_aicore_main`, which loads the module on
+the first launch) on the runner's AICore stream before the AICPU exec; the
+two meet through the graph's device-side state.  A run
 allocates nothing: it copies inputs in, makes one `rtsLaunchCpuKernel` of
-`simpler_aicpu_exec` on the cached handle, and copies outputs out -- so
-device memory after run N equals device memory after run 1.
+`simpler_aicpu_exec` on the cached handle (the platform's launch thread
+count, of which `aicpu_threads` schedule; the argument block goes by value),
+reads the exec's report back from device memory, and copies outputs out --
+so device memory after run N equals device memory after run 1.  Everything
+that can be checked or computed once is done in `prepare`.
+
+A device fault (507018, 507046, a failed module load) makes the runner
+refuse further work with one `DeviceUnusableError` naming the first fault;
+`finalize()` force-resets a poisoned device (docs/simulated-device.md).
 
 A runner nobody finalizes is still released: a `weakref.finalize` gives a
 `ResourceWarning`, as an unclosed file does, and hands the release to a
@@ -32,11 +42,21 @@ from simpler_build.cache.fingerprint import fingerprint_bytes
 from simpler_build.files import read_regular
 
 from . import sim
-from .abi import ABI_VERSION, GRAPH_MAGIC, NO_TASK, ExecArgs, KernelId, Status, Task
+from .abi import (
+    ABI_VERSION,
+    GRAPH_MAGIC,
+    NO_TASK,
+    AicoreMainArgs,
+    ExecArgs,
+    ExecState,
+    KernelId,
+    Status,
+    Task,
+)
 from .aicpu_op import LoadAicpuOp
 from .binaries import BinaryError, RuntimeBinaries
 from .graph import Buffer, Graph
-from .sim.errors import ACL_ERROR_RT_AICPU_EXCEPTION
+from .sim.profiles import profile_for
 
 H2D = sim.MemcpyKind.HOST_TO_DEVICE
 D2H = sim.MemcpyKind.DEVICE_TO_HOST
@@ -45,9 +65,9 @@ HOST_DEPS_RUNTIMES = frozenset({"host_build_graph"})
 
 
 class KernelExecError(RuntimeError):
-    """simpler_aicpu_exec reported a failure (status and failing task)."""
+    """simpler_aicpu_exec reported a failure in its device-side state (status, failing task)."""
 
-    def __init__(self, graph: str, status: int, failed_task: int, cause: Exception) -> None:
+    def __init__(self, graph: str, status: int, failed_task: int) -> None:
         self.status = status
         self.failed_task = None if failed_task == NO_TASK else failed_task
         try:
@@ -55,7 +75,18 @@ class KernelExecError(RuntimeError):
         except ValueError:
             label = f"status {status}"
         where = "" if self.failed_task is None else f" at task {self.failed_task}"
-        super().__init__(f"graph {graph!r} failed on the AICPU: {label}{where} ({cause})")
+        super().__init__(f"graph {graph!r} failed on the AICPU: {label}{where}")
+
+
+class DeviceUnusableError(RuntimeError):
+    """The runner's device faulted; `fault` is the first fault. finalize() and start over."""
+
+    def __init__(self, device_id: int, fault: sim.CannError) -> None:
+        self.fault = fault
+        super().__init__(
+            f"device {device_id} unusable: {fault} -- finalize() this runner (it "
+            "force-resets a poisoned device; other faults clear with rtDeviceReset)"
+        )
 
 
 @dataclass
@@ -65,13 +96,14 @@ class PreparedGraph:
     runner: DeviceRunner
     graph: Graph
     addrs: dict[str, int]  # buffer name -> device address
-    exec_addr: int
+    state_addr: int  # the SimplerExecState the exec reports into
     order_addr: int
-    host_args: ExecArgs
+    host_args: ExecArgs  # launched by value; only `kernels` and `epoch` change per run
+    main_args: AicoreMainArgs  # the AICore side's by-value block; `epoch` changes per run
     num_edges: int
     blocks: list[int] = field(default_factory=list)
-    kernel_table: int = 0  # the table the device copy of ExecArgs currently points at
     released: bool = False
+    last_threads: int = 0  # scheduler threads that took part in the last run
 
     def __call__(self, *inputs: Any, **named: Any) -> tuple[np.ndarray, ...]:
         return self.runner.run(self, *inputs, **named)
@@ -95,12 +127,21 @@ class _Teardown:
     def __init__(self) -> None:
         self.ctx: sim.Context | None = None
         self.stream: sim.Stream | None = None
+        self.aicore_stream: sim.Stream | None = None
         self.op: LoadAicpuOp | None = None
 
     def run(self) -> None:
+        ctx = self.ctx
+        if ctx is not None and ctx.alive and ctx.device.poisoned:
+            # Nothing on a poisoned device can be unloaded or destroyed: force-reset it.
+            sim.rtDeviceResetForce(ctx.device.device_id)
         if self.op is not None:
             self.op.finalize()
             self.op = None
+        if self.aicore_stream is not None:
+            with contextlib.suppress(sim.CannError):
+                sim.rtStreamDestroy(self.aicore_stream)
+            self.aicore_stream = None
         if self.stream is not None:
             with contextlib.suppress(sim.CannError):
                 sim.rtStreamDestroy(self.stream)
@@ -166,13 +207,37 @@ def release_collected(timeout: float = -1) -> bool:
 
 
 class DeviceRunner:
-    """Runs graphs of one RuntimeBinaries on one simulated device; use as a context manager."""
+    """Runs graphs of one RuntimeBinaries on one simulated device; use as a context manager.
+
+    `aicpu_threads` is how many of the exec launch's threads schedule tasks
+    ([1, 4] on a2a3, [1, 7] on a5; default all of them); `op_timeout` (seconds)
+    bounds every launch on the runner's stream (default: the simulator's).
+    """
 
     def __init__(
-        self, bins: RuntimeBinaries, device_id: int = 0, hbm_bytes: int | None = None
+        self,
+        bins: RuntimeBinaries,
+        device_id: int = 0,
+        hbm_bytes: int | None = None,
+        *,
+        aicpu_threads: int | None = None,
+        op_timeout: float | None = None,
     ) -> None:
         self.bins = bins
         self.device_id = device_id
+        profile = profile_for(bins.arch)
+        most = profile.max_sched_threads
+        threads = most if aicpu_threads is None else aicpu_threads
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= most:
+            raise ValueError(
+                f"aicpu_threads={aicpu_threads!r}: an {bins.arch} device runs 1 to {most} "
+                "scheduler threads"
+            )
+        if op_timeout is not None and not (isinstance(op_timeout, int | float) and op_timeout > 0):
+            raise ValueError(f"op_timeout={op_timeout!r}: must be a positive number of seconds")
+        self.aicpu_threads = threads
+        self.launch_threads = profile.launch_aicpu_threads
+        self.max_block_dim = profile.max_block_dim
         self._lock = threading.RLock()
         self._counts: Counter[str] = Counter()
         self._prepared: list[PreparedGraph] = []
@@ -185,7 +250,11 @@ class DeviceRunner:
             self._finalizer = weakref.finalize(self, _collected, self._teardown, label)
             self._finalizer.atexit = False  # nothing outlives the process: no files, no device
             self._teardown.ctx = self.ctx = sim.rtCtxCreate(device_id, bins.arch, hbm_bytes)
-            self._teardown.stream = self.stream = sim.rtStreamCreate(self.ctx)
+            self._teardown.stream = self.stream = sim.rtStreamCreate(self.ctx, op_timeout)
+            # AICore work has its own stream (upstream #1852): the exec waits for it.
+            self._teardown.aicore_stream = self.aicore_stream = sim.rtStreamCreate(
+                self.ctx, op_timeout
+            )
             self._teardown.op = self._op = LoadAicpuOp(self.ctx, self.stream, bins)
         except BaseException:
             self.finalize()
@@ -217,6 +286,9 @@ class DeviceRunner:
     def _check_open(self) -> None:
         if self._finalized:
             raise RuntimeError("DeviceRunner was finalized; create a new one")
+        fault = self.ctx.device.fault
+        if fault is not None:
+            raise DeviceUnusableError(self.device_id, fault)
 
     # -- AICore handle -----------------------------------------------------------------------
     def _kernel_handle(self) -> sim.KernelHandle:
@@ -248,6 +320,13 @@ class DeviceRunner:
                     f"graph {graph.name!r} uses matmul, a cube kernel; {self.bins.arch} AICore "
                     "binaries are vector-only (MIX mode is a5)"
                 )
+            for i, spec in enumerate(graph.tasks):
+                if spec.block_dim > self.max_block_dim:
+                    raise ValueError(
+                        f"graph {graph.name!r} task {i}: block_dim {spec.block_dim} exceeds "
+                        f"the {self.bins.arch} limit of {self.max_block_dim} "
+                        "(PLATFORM_MAX_BLOCKDIM; 0 means all)"
+                    )
             blocks: list[int] = []
             try:
                 return self._build(graph, blocks)
@@ -284,7 +363,7 @@ class DeviceRunner:
             t.dep_begin = dep_begin
             t.dep_count = len(ps)
             dep_begin += len(ps)
-            t.block_dim = spec.block_dim
+            t.block_dim = spec.block_dim or self.max_block_dim  # 0: every block
             a = t.args
             a.in0 = addrs[spec.inputs[0].name]
             a.in1 = addrs[spec.inputs[1].name] if len(spec.inputs) > 1 else 0
@@ -299,15 +378,16 @@ class DeviceRunner:
         if flat:
             args.deps = self._to_device(blocks, (ctypes.c_uint32 * len(flat))(*flat), "deps")
         args.order = self._alloc(blocks, 4 * n, f"{graph.name}.order")
-        args.failed_task = NO_TASK
-        exec_addr = self._to_device(blocks, args, f"{graph.name}.exec_args")
+        args.state = self._to_device(blocks, ExecState(), f"{graph.name}.exec_state")
+        args.active_threads = self.aicpu_threads
         prepared = PreparedGraph(
             runner=self,
             graph=graph,
             addrs=addrs,
-            exec_addr=exec_addr,
+            state_addr=args.state,
             order_addr=args.order,
             host_args=args,
+            main_args=AicoreMainArgs(state=args.state),
             num_edges=len(flat) if host_deps else -1,
             blocks=blocks,
         )
@@ -329,34 +409,30 @@ class DeviceRunner:
                     self.ctx, prepared.addrs[buf.name], buf.nbytes, arr.ctypes.data, buf.nbytes, H2D
                 )
             handle = self._kernel_handle()
-            if prepared.kernel_table != handle.kernel_table:
-                prepared.host_args.kernels = handle.kernel_table
-                prepared.host_args.num_kernels = handle.num_kernels
-                size = ctypes.sizeof(ExecArgs)
-                sim.rtMemcpy(
-                    self.ctx,
-                    prepared.exec_addr,
-                    size,
-                    ctypes.addressof(prepared.host_args),
-                    size,
-                    H2D,
-                )
-                prepared.kernel_table = handle.kernel_table
-            result = ExecArgs()
+            args, main = prepared.host_args, prepared.main_args
+            args.epoch = main.epoch = args.epoch % 0xFFFFFFFF + 1  # never 0: 0 is "not written"
+            # AICore first, on its own stream (#1060); its first launch loads the module.
+            sim.rtKernelLaunchWithHandleV2(
+                handle, 1, ctypes.addressof(main), ctypes.sizeof(main), self.aicore_stream
+            )
+            args.kernels = handle.kernel_table
+            args.num_kernels = handle.num_kernels
             size = ctypes.sizeof(ExecArgs)
-            try:
-                self._op.launch(self._op.exec_fn, prepared.exec_addr, size)
-            except sim.CannError as exc:
-                if exc.code != ACL_ERROR_RT_AICPU_EXCEPTION:
-                    raise
-                sim.rtMemcpy(
-                    self.ctx, ctypes.addressof(result), size, prepared.exec_addr, size, D2H
+            self._op.launch(self._op.exec_fn, ctypes.addressof(args), size, self.launch_threads)
+            sim.rtStreamSynchronize(self.aicore_stream)
+            state = ExecState()
+            ssize = ctypes.sizeof(ExecState)
+            sim.rtMemcpy(self.ctx, ctypes.addressof(state), ssize, prepared.state_addr, ssize, D2H)
+            if state.epoch != args.epoch:
+                raise RuntimeError(
+                    f"graph {graph.name!r}: the exec returned without reporting run {args.epoch}"
                 )
-                raise KernelExecError(graph.name, result.status, result.failed_task, exc) from exc
-            sim.rtMemcpy(self.ctx, ctypes.addressof(result), size, prepared.exec_addr, size, D2H)
-            self._counts["aicore_launches"] += result.aicore_launches
+            if state.status != Status.OK:
+                raise KernelExecError(graph.name, state.status, state.failed_task)
+            self._counts["aicore_launches"] += state.aicore_launches
             self._counts["runs"] += 1
-            prepared.num_edges = result.num_edges
+            prepared.num_edges = state.num_edges
+            prepared.last_threads = state.threads
             outs = []
             for buf in graph.outputs:
                 out = np.empty(buf.shape, dtype=np.float32)
@@ -380,6 +456,8 @@ class DeviceRunner:
             "runtime": self.bins.runtime,
             "device_id": self.device_id,
             "inner_fingerprint": self.bins.inner_fingerprint,
+            "aicpu_threads": self.aicpu_threads,
+            "launch_threads": self.launch_threads,
             "dispatcher_bootstraps": self._op.bootstraps,
             "aicore_registrations": self._counts["aicore_registrations"],
             "aicpu_launches": self._op.launches,

@@ -50,8 +50,8 @@ ARCH_PROFILES: dict[str, ArchProfile] = {
         ArchProfile(
             name="a5",
             soc="Ascend950",
-            aic_cores=32,
-            aiv_cores=64,
+            aic_cores=36,
+            aiv_cores=72,
             aicore_mode="mix",
             aicore_debug=("-g3", "-gdwarf-5"),
             defines=(("SIMPLER_ARCH_A5", 1),),

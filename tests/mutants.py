@@ -105,6 +105,8 @@ SD = "tests/scons/test_invariants_dispatcher.py::"
 SI = "tests/scons/test_dispatcher_init.py::"
 SM = "tests/scons/test_invariants_manifest.py::"
 RR = "tests/runtime/test_reliability_runtime.py::"
+RX = "tests/runtime/test_runtime_execution.py::"
+RT = "tests/runtime/test_runtime_scheduler.py::"
 CP = "tests/cache/test_perf_invariants.py::"
 CW = "tests/cache/test_cache_warm_cli.py::"
 CF = "tests/cache/test_config.py::"
@@ -939,12 +941,13 @@ MUTANTS: tuple[Mutant, ...] = (
     # -- runtime/aicpu and runtime/aicore: dependencies and kernels ------------------------
     Mutant(
         "hbg-runs-in-index-order",
-        "runtime/aicpu/host_build_graph.c",
+        "runtime/aicpu/aicpu_common.c",
         (
-            ("        if (indeg[i] == 0) queue[tail++] = i;\n", "        queue[tail++] = i;\n"),
+            ("        if (p->begin[j + 1] == p->begin[j]) push(s, j);\n", "        push(s, j);\n"),
             (
-                "            if (--indeg[succ[s]] == 0) queue[tail++] = succ[s];\n",
-                "            --indeg[succ[s]];\n",
+                "            if (atomic_fetch_sub(&s->indeg[s->succ[i]], 1) == 1) "
+                "push(s, s->succ[i]);\n",
+                "            atomic_fetch_sub(&s->indeg[s->succ[i]], 1);\n",
             ),
         ),
         OUT_OF_ORDER,
@@ -954,19 +957,11 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "abg-runs-in-index-order",
         "runtime/aicpu/aicpu_build_graph.c",
-        "            if (wave[t] != w) continue;\n",
-        "            if (w != 0) continue;\n",
+        "            if (!depends(&tasks[i], &tasks[j])) continue;\n",
+        "            if (depends(&tasks[i], &tasks[j]) || 1) continue;\n",
         WAVES,
-        "aicpu_build_graph runs wave by wave",
+        "aicpu_build_graph runs a task only after the tasks it has a hazard with",
         survivor=True,
-    ),
-    m(
-        "abg-waves-not-ordered",
-        "runtime/aicpu/aicpu_build_graph.c",
-        "                if (wave[i] + 1 > wave[j]) wave[j] = wave[i] + 1;\n",
-        "                if (wave[i] > wave[j]) wave[j] = wave[i];\n",
-        WAVES,
-        "a task runs in a later wave than its predecessors",
     ),
     m(
         "abg-ignores-war",
@@ -975,6 +970,100 @@ MUTANTS: tuple[Mutant, ...] = (
         "           ;\n",
         (RP + "test_dependency_order_and_edges_agree_between_runtimes",),
         "aicpu_build_graph derives write-after-read edges as the host does",
+    ),
+    m(
+        "cpu-launch-threads-one-after-another",
+        "runtime/sim/binary.py",
+        "            pool[i].submit(functools.partial(body, i))\n",
+        "            pool[0].submit(functools.partial(body, i))\n",
+        (RX + "test_barrier_needs_every_launch_thread_at_once",),
+        "the threads of a CPU-kernel launch run concurrently",
+    ),
+    m(
+        "cpu-launch-args-by-reference",
+        "runtime/sim/binary.py",
+        "    addr = ctypes.addressof(copy)\n    stream.submit(lambda s: run_launch(func.name,",
+        "    addr = args\n    stream.submit(lambda s: run_launch(func.name,",
+        (RX + "test_kernel_writes_to_its_argument_block_never_reach_the_host",),
+        "a CPU kernel gets a copy of its argument block: its writes never reach the host",
+    ),
+    m(
+        "aicpu-exception-does-not-poison",
+        "runtime/sim/binary.py",
+        "        err = CannError(ACL_ERROR_RT_AICPU_EXCEPTION, call, detail)\n"
+        "        device.poison(err)\n",
+        "        err = CannError(ACL_ERROR_RT_AICPU_EXCEPTION, call, detail)\n",
+        (RX + "test_aicpu_exception_poisons_until_the_right_reset",),
+        "an AICPU exception (507018) poisons the device: rtMalloc, rtMemcpy, ... give 507899",
+    ),
+    m(
+        "a5-soft-reset-clears-poison",
+        "runtime/sim/profiles.py",
+        "        max_block_dim=36,\n        soft_reset_clears_fault=False,\n",
+        "        max_block_dim=36,\n        soft_reset_clears_fault=True,\n",
+        (RX + "test_aicpu_exception_poisons_until_the_right_reset",),
+        "on a5 only a force reset clears poison",
+    ),
+    m(
+        "op-timeout-ignored",
+        "runtime/sim/binary.py",
+        "        late = [i for i in range(block_dim) if not finished[i]]\n    if late:\n",
+        "        late = []\n    if late:\n",
+        (RX + "test_a_kernel_that_never_finishes_ends_in_507046_within_the_runner_op_timeout",),
+        "a launch that outlives the runner's op timeout ends in 507046",
+    ),
+    m(
+        "finalize-leaves-the-device-poisoned",
+        "runtime/runner.py",
+        "            sim.rtDeviceResetForce(ctx.device.device_id)\n",
+        "            pass\n",
+        (RX + "test_a_kernel_that_never_finishes_ends_in_507046_within_the_runner_op_timeout",),
+        "finalize() force-resets a poisoned device",
+    ),
+    m(
+        "runner-ignores-the-fault",
+        "runtime/runner.py",
+        "        if fault is not None:\n"
+        "            raise DeviceUnusableError(self.device_id, fault)\n",
+        "",
+        (RX + "test_exec_that_cannot_trust_its_block_is_an_aicpu_exception",),
+        "a runner on a faulted device refuses work with one DeviceUnusableError naming the fault",
+    ),
+    m(
+        "prepare-accepts-any-block-dim",
+        "runtime/runner.py",
+        "                if spec.block_dim > self.max_block_dim:\n",
+        "                if False:\n",
+        (RT + "test_block_dim_limit_and_zero_means_all",),
+        "a block_dim above PLATFORM_MAX_BLOCKDIM is refused at prepare, naming the limit",
+    ),
+    m(
+        "block-dim-zero-not-resolved",
+        "runtime/runner.py",
+        "            t.block_dim = spec.block_dim or self.max_block_dim  # 0: every block\n",
+        "            t.block_dim = spec.block_dim\n",
+        (RT + "test_block_dim_limit_and_zero_means_all",),
+        "block_dim 0 resolves to the platform maximum at prepare",
+    ),
+    m(
+        "aicore-on-the-aicpu-stream",
+        "runtime/runner.py",
+        "            self._teardown.aicore_stream = self.aicore_stream = sim.rtStreamCreate(\n"
+        "                self.ctx, op_timeout\n            )\n",
+        "            self._teardown.aicore_stream = self.aicore_stream = self.stream\n",
+        (RX + "test_aicore_and_aicpu_on_one_stream_end_in_507046_within_the_op_timeout",),
+        "AICore work runs on its own stream, distinct from the AICPU's (upstream #1852)",
+    ),
+    m(
+        "module-load-at-registration",
+        "runtime/sim/aicore.py",
+        "    handle = KernelHandle(ctx, path, data)\n",
+        "    handle = KernelHandle(ctx, path, data)\n    handle.load(call)\n",
+        (
+            "tests/runtime/test_runtime_leak.py::"
+            "test_per_run_registration_fails_where_predicted_and_reset_recovers",
+        ),
+        "registration records the handle; the module load (HBM) waits for the first launch",
     ),
     m(
         "kernel-slice-drops-the-tail",

@@ -2,8 +2,8 @@
  * aicpu_build_graph: the host sends the tasks in program order with no
  * dependencies; the AICPU derives them itself from buffer hazards (a later
  * task that reads what an earlier one writes, or writes what it reads or
- * writes) and runs the graph wave by wave: every task whose predecessors
- * are done runs in the same wave, as the AICPU would hand a wave to all cores.
+ * writes); the scheduler threads then run it as they do the host's graph
+ * (aicpu_common.c).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -46,39 +46,37 @@ static int depends(const SimplerTask *i, const SimplerTask *j) {
            || overlaps(ir0, jw) || overlaps(ir1, jw);                 /* WAR */
 }
 
-SIMPLER_EXPORT int32_t simpler_aicpu_init(SimplerInitArgs *args) {
+/* Derived predecessors: every earlier task with a hazard on this one, in index order. */
+static int32_t derived_preds(const SimplerExecArgs *args, SimplerPreds *out, uint32_t *failed) {
+    (void)failed;
+    const uint32_t n = args->num_tasks;
+    const SimplerTask *tasks = (const SimplerTask *)(uintptr_t)args->tasks;
+    size_t cap = 64, e = 0;
+    out->begin = malloc(((size_t)n + 1) * sizeof *out->begin);
+    out->pred = malloc(cap * sizeof *out->pred);
+    if (!out->begin || !out->pred) return SIMPLER_E_NO_MEMORY;
+    for (uint32_t j = 0; j < n; ++j) {
+        out->begin[j] = (uint32_t)e;
+        for (uint32_t i = 0; i < j; ++i) {
+            if (!depends(&tasks[i], &tasks[j])) continue;
+            if (e == cap) {
+                uint32_t *grown = realloc(out->pred, 2 * cap * sizeof *grown);
+                if (!grown) return SIMPLER_E_NO_MEMORY;
+                out->pred = grown;
+                cap *= 2;
+            }
+            out->pred[e++] = i;
+        }
+    }
+    out->begin[n] = (uint32_t)e;
+    return SIMPLER_OK;
+}
+
+SIMPLER_EXPORT int32_t simpler_aicpu_init(void *args, const SimplerCpuLaunch *launch) {
+    (void)launch;
     return simpler_common_init(args, "aicpu_build_graph");
 }
 
-SIMPLER_EXPORT int32_t simpler_aicpu_exec(SimplerExecArgs *args) {
-    int32_t rc = simpler_common_check(args);
-    if (rc != SIMPLER_OK) return rc;
-    const uint32_t n = args->num_tasks;
-    if (n == 0) return SIMPLER_OK;
-    const SimplerTask *tasks = (const SimplerTask *)(uintptr_t)args->tasks;
-    uint32_t *order = (uint32_t *)(uintptr_t)args->order;
-
-    /* wave[j] = 1 + max wave of its predecessors: the earliest wave it can run in. */
-    uint32_t *wave = calloc(n, sizeof *wave);
-    if (!wave) return simpler_common_fail(args, UINT32_MAX, SIMPLER_E_NO_MEMORY);
-    uint32_t edges = 0, last_wave = 0;
-    for (uint32_t j = 0; j < n; ++j) {
-        for (uint32_t i = 0; i < j; ++i)
-            if (depends(&tasks[i], &tasks[j])) {
-                ++edges;
-                if (wave[i] + 1 > wave[j]) wave[j] = wave[i] + 1;
-            }
-        if (wave[j] > last_wave) last_wave = wave[j];
-    }
-    args->num_edges = edges;
-    uint32_t done = 0;
-    for (uint32_t w = 0; w <= last_wave && rc == SIMPLER_OK; ++w)
-        for (uint32_t t = 0; t < n && rc == SIMPLER_OK; ++t) {
-            if (wave[t] != w) continue;
-            rc = simpler_common_run_task(args, t);
-            if (rc == SIMPLER_OK && order) order[done] = t;
-            ++done;
-        }
-    free(wave);
-    return rc;
+SIMPLER_EXPORT int32_t simpler_aicpu_exec(void *args, const SimplerCpuLaunch *launch) {
+    return simpler_sched_exec(args, launch, derived_preds);
 }

@@ -1,4 +1,12 @@
-/* Pieces every inner AICPU runtime shares: argument checks and task launch. */
+/*
+ * Pieces every inner AICPU runtime shares: argument checks, task launch and
+ * the multi-threaded scheduler.
+ *
+ * A runtime only says how a graph's dependencies are found (the host's
+ * predecessor lists, or hazards the AICPU derives): it hands a predecessor
+ * CSR to simpler_sched_run, which runs the graph on the launch's active
+ * threads.  docs/simulated-device.md "The scheduler".
+ */
 #ifndef SIMPLER_AICPU_COMMON_H
 #define SIMPLER_AICPU_COMMON_H
 
@@ -6,16 +14,29 @@
 
 #define SIMPLER_EXPORT __attribute__((visibility("default")))
 
-/* Fills the init block with this SO's identity; SIMPLER_E_BAD_ARGS on a bad block. */
-int32_t simpler_common_init(SimplerInitArgs *args, const char *runtime_name);
+/* Predecessors in CSR form: task j waits for pred[begin[j] .. begin[j + 1]). */
+typedef struct SimplerPreds {
+    uint32_t *begin; /* num_tasks + 1 entries (malloc'd)   */
+    uint32_t *pred;  /* begin[num_tasks] entries (malloc'd) */
+} SimplerPreds;
 
-/* Checks magic, ABI version and pointers; resets the out fields. */
-int32_t simpler_common_check(SimplerExecArgs *args);
+/*
+ * Builds the predecessor CSR of a graph; called by thread 0 only.  Returns a
+ * SimplerStatus and, on failure, the failing task in *failed (or UINT32_MAX).
+ */
+typedef int32_t (*SimplerPredsFn)(const SimplerExecArgs *args, SimplerPreds *out,
+                                  uint32_t *failed);
 
-/* Launches task `index` on its kernel across its blocks; records status on failure. */
-int32_t simpler_common_run_task(SimplerExecArgs *args, uint32_t index);
+/* Fills the init block (at the device address args[0]) with this SO's identity. */
+int32_t simpler_common_init(void *args, const char *runtime_name);
 
-/* Marks the exec as failed at `index` with `status` and returns `status`. */
-int32_t simpler_common_fail(SimplerExecArgs *args, uint32_t index, int32_t status);
+/*
+ * The whole exec: checks the by-value block, lets thread 0 build the graph
+ * with `preds` and publish it, then every active thread takes ready tasks.
+ * Graph and kernel failures are reported in the device-side state (the
+ * launch itself succeeds); only a block that cannot be trusted to say where
+ * the state is fails the launch.
+ */
+int32_t simpler_sched_exec(void *args, const SimplerCpuLaunch *launch, SimplerPredsFn preds);
 
 #endif

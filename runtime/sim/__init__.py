@@ -5,7 +5,12 @@ against the real runtime; handles are Python objects instead of opaque
 pointers.
 """
 
-from .aicore import KernelHandle, rtKernelLaunchWithHandle, rtRegisterAllKernel
+from .aicore import (
+    KernelHandle,
+    rtKernelLaunchWithHandle,
+    rtKernelLaunchWithHandleV2,
+    rtRegisterAllKernel,
+)
 from .binary import (
     BinHandle,
     FuncHandle,
@@ -24,6 +29,7 @@ from .device import (
     rtCtxCreate,
     rtCtxDestroy,
     rtDeviceReset,
+    rtDeviceResetForce,
     rtFree,
     rtMalloc,
     rtMemcpy,
@@ -57,8 +63,10 @@ __all__ = [
     "rtCtxCreate",
     "rtCtxDestroy",
     "rtDeviceReset",
+    "rtDeviceResetForce",
     "rtFree",
     "rtKernelLaunchWithHandle",
+    "rtKernelLaunchWithHandleV2",
     "rtMalloc",
     "rtMemcpy",
     "rtRegisterAllKernel",

@@ -1,23 +1,27 @@
-"""AICore binaries: rtRegisterAllKernel and rtKernelLaunchWithHandle.
+"""AICore binaries: rtRegisterAllKernel, rtKernelLaunchWithHandleV2 and rtKernelLaunchWithHandle.
 
-Registration pins a device-side copy of the whole AICore ELF in HBM and there
-is deliberately no unregister call: the copy lives until the owning context
-is torn down (rtCtxDestroy / rtDeviceReset).  A registration that cannot get
-its memory fails with 207001 and leaves the driver broken (507899 on the next
-rtStreamCreate) -- the failure mode of registering once per run.
+`rtRegisterAllKernel` only records the binary.  The device-side module load
+-- HBM for a copy of the whole ELF, the copy, the kernel table -- happens
+lazily at the first launch with the handle (upstream #1060), so registering
+without launching costs no device memory, and with per-run registration the
+207001 surfaces at the launch call.  There is deliberately no unregister
+call: a loaded module lives until the owning context is torn down
+(rtCtxDestroy / rtDeviceReset).  A module load that cannot get its memory
+fails with 207001 and leaves the device unusable (507899) until a reset.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 from simpler_build.files import read_regular
 
-from ..abi import KERNEL_COUNT, KernelArgs, KernelEntry, KernelFn
+from ..abi import AICORE_MAIN, KERNEL_COUNT, CpuKernelFn, KernelArgs, KernelEntry, KernelFn
+from .binary import run_launch
 from .device import Context, Device, Stream
 from .errors import (
     ACL_ERROR_RT_AICORE_EXCEPTION,
@@ -36,42 +40,83 @@ COUNT_SYMBOL = "simpler_aicore_kernel_count"
 
 @dataclass
 class KernelHandle:
-    """A registered AICore binary: its pinned copy and its kernel table indexed by kernel id."""
+    """A registered AICore binary; once loaded, its pinned copy and kernel table by kernel id."""
 
     ctx: Context
     path: Path
-    size: int
-    pinned_addr: int
-    lib: SharedLib
-    table: ctypes.Array  # uint64 function addresses, 0 for an empty slot
-    names: dict[int, str]
+    data: bytes
+    pinned_addr: int = 0  # 0 until the module load
+    lib: SharedLib | None = None
+    table: ctypes.Array | None = None  # uint64 function addresses, 0 for an empty slot
+    names: dict[int, str] = field(default_factory=dict)
+    main: ctypes._CFuncPtr | None = None  # simpler_aicore_main, when the binary exports it
     alive: bool = True
     kind: ClassVar[str] = "aicore_handle"
 
     @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def loaded(self) -> bool:
+        return self.table is not None
+
+    @property
     def kernel_table(self) -> int:
-        """Address of the SimplerKernelFn[] the AICPU runtime indexes by kernel id."""
+        """Address of the SimplerKernelFn[] the AICPU runtime indexes by kernel id (once loaded)."""
+        if self.table is None:
+            raise CannError(ACL_ERROR_RT_INVALID_HANDLE, "kernel_table", f"{self.path}: not loaded")
         return ctypes.addressof(self.table)
 
     @property
     def num_kernels(self) -> int:
-        return len(self.table)
+        return KERNEL_COUNT
 
     def check(self, call: str) -> Device:
         if not self.alive:
             raise CannError(ACL_ERROR_RT_INVALID_HANDLE, call, f"{self.path}: handle released")
         return self.ctx.check(call)
 
+    def load(self, call: str) -> None:
+        """The device-side module load, on the first launch: HBM for the ELF, then its table."""
+        if self.loaded:
+            return
+        device, ctx, path = self.ctx.device, self.ctx, self.path
+        try:
+            alloc = device.hbm.allocate(len(self.data), ctx, f"AICore ELF {path.name}", call)
+        except CannError as exc:
+            if exc.code == ACL_ERROR_RT_MEMORY_ALLOCATION:
+                device.mark_broken(exc)
+            raise
+        ctypes.memmove(alloc.addr, self.data, len(self.data))
+        try:
+            lib = SharedLib(ctypes.string_at(alloc.addr, len(self.data)), "aicore_kernels")
+        except OSError as exc:
+            device.hbm.free(alloc.addr, ctx, call)
+            raise CannError(ACL_ERROR_RT_FILE_OPEN, call, f"{path}: does not load: {exc}") from None
+        try:
+            table, names = _kernel_table(lib, path, call)
+        except BaseException:
+            lib.close()
+            device.hbm.free(alloc.addr, ctx, call)
+            raise
+        main = lib.symbol(AICORE_MAIN)
+        self.pinned_addr, self.lib, self.names = alloc.addr, lib, names
+        self.main = CpuKernelFn(main) if main else None
+        self.table = table  # last: `loaded` means complete
+        device.stats["aicore_module_loads"] += 1
+
     def release(self) -> None:
         """Context teardown only: there is no unregister call (a resumed call finishes it)."""
         self.alive = False
-        self.lib.close()
+        if self.lib is not None:
+            self.lib.close()
 
 
 def rtRegisterAllKernel(
     ctx: Context, elf: str | os.PathLike[str] | bytes, name: str | None = None
 ) -> KernelHandle:
-    """Pin the AICore ELF in HBM and resolve its kernel table; 207001 breaks the driver.
+    """Record the AICore ELF under a handle; the module load waits for the first launch.
 
     `elf` is the binary itself, as CANN's rtDevBinary_t carries it (the
     runtime passes the very bytes it hashed against the manifest), or a path
@@ -90,28 +135,39 @@ def rtRegisterAllKernel(
             raise CannError(ACL_ERROR_RT_FILE_OPEN, call, f"{path}: {exc.strerror}") from None
     if not data:
         raise CannError(ACL_ERROR_RT_PARAM_INVALID, call, f"{path}: empty AICore binary")
-    try:
-        alloc = device.hbm.allocate(len(data), ctx, f"AICore ELF {path.name}", call)
-    except CannError as exc:
-        if exc.code == ACL_ERROR_RT_MEMORY_ALLOCATION:
-            device.mark_broken(exc)
-        raise
-    ctypes.memmove(alloc.addr, data, len(data))
-    try:
-        lib = SharedLib(ctypes.string_at(alloc.addr, len(data)), "aicore_kernels")
-    except OSError as exc:
-        device.hbm.free(alloc.addr, ctx, call)
-        raise CannError(ACL_ERROR_RT_FILE_OPEN, call, f"{path}: does not load: {exc}") from None
-    try:
-        table, names = _kernel_table(lib, path, call)
-    except BaseException:
-        lib.close()
-        device.hbm.free(alloc.addr, ctx, call)
-        raise
-    handle = KernelHandle(ctx, path, len(data), alloc.addr, lib, table, names)
+    handle = KernelHandle(ctx, path, data)
     ctx.resources.append(handle)
     device.stats["aicore_registrations"] += 1
     return handle
+
+
+def rtKernelLaunchWithHandleV2(
+    handle: KernelHandle, block_dim: int, args: int, size: int, stream: Stream
+) -> None:
+    """Queue the binary's resident kernel (simpler_aicore_main) on `stream`, loading the
+    module first if this is the handle's first launch (207001 here, at the call).
+
+    `args` is a host block copied at launch; the kernel runs `block_dim` threads
+    with the AICPU calling convention (SimplerCpuLaunch), bounded by the op timeout.
+    """
+    call = "rtKernelLaunchWithHandleV2"
+    device = handle.check(call)
+    if stream.check(call) is not device:
+        raise CannError(ACL_ERROR_RT_INVALID_HANDLE, call, "stream is on another device")
+    device.check_driver(call)
+    if block_dim < 1:
+        raise CannError(ACL_ERROR_RT_PARAM_INVALID, call, f"blockDim {block_dim}")
+    if not args or size <= 0:
+        raise CannError(ACL_ERROR_RT_PARAM_INVALID, call, f"argument block {args:#x}+{size}")
+    handle.load(call)
+    main = handle.main
+    if main is None:
+        raise CannError(ACL_ERROR_RT_KERNEL_LOOKUP, call, f"{handle.path}: no {AICORE_MAIN}")
+    copy = (ctypes.c_char * size)()
+    ctypes.memmove(copy, args, size)
+    device.stats["aicore_main_launches"] += 1
+    addr = ctypes.addressof(copy)
+    stream.submit(lambda s: run_launch(AICORE_MAIN, main, block_dim, addr, copy, s, call))
 
 
 def _kernel_table(lib: SharedLib, path: Path, call: str) -> tuple[ctypes.Array, dict[int, str]]:
@@ -138,13 +194,17 @@ def _kernel_table(lib: SharedLib, path: Path, call: str) -> tuple[ctypes.Array, 
 def rtKernelLaunchWithHandle(
     handle: KernelHandle, kernel_id: int, block_dim: int, args: int, stream: Stream
 ) -> None:
-    """Launch one AICore kernel over `block_dim` blocks; a failing block surfaces at sync."""
+    """Queue one AICore kernel over `block_dim` blocks on `stream`; a failing block surfaces at
+    sync (507015).  The first launch with the handle loads the module (207001 here)."""
     call = "rtKernelLaunchWithHandle"
     device = handle.check(call)
     if stream.check(call) is not device:
         raise CannError(ACL_ERROR_RT_INVALID_HANDLE, call, "stream is on another device")
     device.check_driver(call)
-    if not 0 <= kernel_id < handle.num_kernels or not handle.table[kernel_id]:
+    handle.load(call)
+    table = handle.table
+    assert table is not None
+    if not 0 <= kernel_id < handle.num_kernels or not table[kernel_id]:
         raise CannError(
             ACL_ERROR_RT_KERNEL_LOOKUP, call, f"{handle.path}: no kernel with id {kernel_id}"
         )
@@ -152,15 +212,15 @@ def rtKernelLaunchWithHandle(
         raise CannError(ACL_ERROR_RT_PARAM_INVALID, call, f"blockDim {block_dim}")
     device.hbm.check_range(args, ctypes.sizeof(KernelArgs), call)
     device.stats["aicore_kernel_launches"] += 1
-    fn = KernelFn(handle.table[kernel_id])
+    fn = KernelFn(table[kernel_id])
     ptr = ctypes.cast(args, ctypes.POINTER(KernelArgs))
-    for block in range(block_dim):
-        rc = fn(ptr, block, block_dim)
-        if rc != 0:
-            if stream.pending is None:
-                stream.pending = CannError(
-                    ACL_ERROR_RT_AICORE_EXCEPTION,
-                    call,
-                    f"{handle.names.get(kernel_id, kernel_id)} block {block} returned {rc}",
-                )
-            return
+    label = handle.names.get(kernel_id, str(kernel_id))
+
+    def blocks(_: Stream) -> None:
+        for block in range(block_dim):
+            rc = fn(ptr, block, block_dim)
+            if rc != 0:
+                detail = f"{label} block {block} returned {rc}"
+                raise CannError(ACL_ERROR_RT_AICORE_EXCEPTION, call, detail)
+
+    stream.submit(blocks)

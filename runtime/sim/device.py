@@ -1,11 +1,21 @@
-"""Simulated devices by id: contexts, streams, memory calls and the broken-driver state.
+"""Simulated devices by id: contexts, streams, memory calls and sticky device faults.
 
 A device comes into being with its first context (`rtCtxCreate`) and is torn
 down with its last one (`rtCtxDestroy`) or by `rtDeviceReset`, which releases
 everything every context held -- the only way pinned AICore registrations are
-ever freed, as on hardware.  A failed AICore registration (207001) leaves the
-driver broken: `rtStreamCreate` and launches fail with 507899 until the
-device is reset or fully torn down.
+ever freed, as on hardware.
+
+A fault makes the device unusable: `rtMalloc`, `rtMemcpy`, `rtStreamCreate`
+and every launch fail with 507899 naming the first fault.  A failed AICore
+module load (207001) is cleared by any reset.  An AICPU exception (507018)
+or an op timeout (507046) poisons the device: on a2a3 `rtDeviceReset` clears
+it, on a5 only `rtDeviceResetForce` does (upstream #1016, #1124); a soft reset
+of an a5 device leaves the poison for the next context to find.
+
+Streams are workers with queues: a launch returns at once and runs on the
+stream's thread; `rtStreamSynchronize` waits for the queue to drain.  A CPU
+kernel that outlives the stream's op timeout ends in 507046
+(docs/simulated-device.md).
 
 HBM accounting is per process (each process sees its own device state); the
 device filesystem (`fs.py`) is what processes share.
@@ -15,8 +25,12 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import os
+import queue
 import threading
-from collections import Counter
+import warnings
+from collections import Counter, deque
+from collections.abc import Callable
 from typing import Any
 
 from .errors import (
@@ -40,15 +54,48 @@ class MemcpyKind(enum.IntEnum):
     DEVICE_TO_DEVICE = 3
 
 
+OP_TIMEOUT_ENV = "SIMPLER_SIM_OP_TIMEOUT"
+#: Seconds a launch may run before the stream gives up on it (507046), unless configured.
+DEFAULT_OP_TIMEOUT = 60.0
+#: Seconds an aborted launch's threads get to notice the abort word before they are left behind.
+ABORT_GRACE = 5.0
+
+
+def op_timeout_default() -> float:
+    """SIMPLER_SIM_OP_TIMEOUT (seconds) if set, else DEFAULT_OP_TIMEOUT."""
+    raw = os.environ.get(OP_TIMEOUT_ENV)
+    if not raw:
+        return DEFAULT_OP_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{OP_TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+    if not value > 0:
+        raise ValueError(f"{OP_TIMEOUT_ENV} must be a positive number of seconds, not {raw}")
+    return value
+
+
+#: Poison that a soft reset did not clear (a5), by device id: the next device up inherits it.
+_sticky_faults: dict[int, CannError] = {}
+
+
 class Device:
-    """One simulated chip: profile, HBM pool, live contexts, driver state and call counters."""
+    """One simulated chip: profile, HBM pool, live contexts, fault state and call counters."""
 
     def __init__(self, device_id: int, profile: DeviceProfile, capacity: int) -> None:
         self.device_id = device_id
         self.profile = profile
         self.hbm = HbmPool(capacity)
         self.contexts: list[Context] = []
-        self.broken: CannError | None = None
+        #: The first fault; while set, the device refuses work (507899).
+        self.fault: CannError | None = _sticky_faults.get(device_id)
+        #: The fault is poison (507018 / 507046), not a failed module load.
+        self.poisoned = self.fault is not None
+        #: Threads of aborted launches that did not exit within ABORT_GRACE (never freed under).
+        self.stuck: list[Any] = []
+        #: Abort words (ctypes.c_uint32) of the launches running now, by id: poison kills them
+        #: all, as a reset would.
+        self.running: dict[int, Any] = {}
         self.stats: Counter[str] = Counter()
         #: Live resources that context teardowns (not the host) released, by kind.
         self.released_at_teardown: Counter[str] = Counter()
@@ -61,16 +108,47 @@ class Device:
         return self.profile.arch
 
     def check_driver(self, call: str) -> None:
-        if self.broken is not None:
+        """507899 while the device is faulted, naming the first fault and the way out."""
+        fault = self.fault
+        if fault is not None:
+            sticky = self.device_id in _sticky_faults
+            way = "rtDeviceResetForce" if sticky else "rtDeviceReset"
             raise CannError(
                 ACL_ERROR_RT_DRV_INTERNAL_ERROR,
                 call,
-                f"device {self.device_id} driver is broken since: {self.broken}; rtDeviceReset it",
+                f"device {self.device_id} is unusable since: {fault}; {way} it",
             )
 
     def mark_broken(self, cause: CannError) -> None:
+        """A failed module load (207001): unusable until any reset."""
         with self.lock:
-            self.broken = cause
+            if self.fault is None:
+                self.fault = cause
+
+    def poison(self, cause: CannError) -> None:
+        """An AICPU exception or op timeout: unusable until a reset that clears poison."""
+        with self.lock:
+            if self.fault is None:
+                self.fault = cause
+            self.poisoned = True
+            for abort in self.running.values():
+                abort.value = 1
+            if not self.profile.soft_reset_clears_fault:
+                _sticky_faults.setdefault(self.device_id, self.fault)
+
+    def join_stuck(self, timeout: float = ABORT_GRACE) -> None:
+        """Wait for aborted launch threads before their memory goes (teardown)."""
+        for thread in self.stuck:
+            thread.join(timeout)
+        alive = [t for t in self.stuck if t.is_alive()]
+        if alive:
+            warnings.warn(
+                f"device {self.device_id}: {len(alive)} aborted AICPU thread(s) never returned; "
+                "their memory is kept",
+                ResourceWarning,
+                stacklevel=2,
+            )
+        self.stuck = alive
 
 
 class Context:
@@ -98,6 +176,12 @@ class Context:
         """Live resources by kind: "stream", "binary" (rtsBinaryLoadFromFile), "aicore_handle"."""
         return Counter(res.kind for res in self.resources if res.alive)
 
+    def drain_streams(self) -> None:
+        """Wait for every launch queued on this context: code is never unloaded under a thread."""
+        for res in list(self.resources):
+            if isinstance(res, Stream):
+                res.drain()
+
     def release_resource(self, resource: Any) -> None:
         """Release one resource early (rtStreamDestroy, rtsBinaryUnload) and stop owning it."""
         resource.release()
@@ -115,29 +199,116 @@ class Context:
             self.released_at_teardown = self.live()
             self.device.released_at_teardown.update(self.released_at_teardown)
             self._recorded = True
+        self.drain_streams()
         while self.resources:
             self.resources[-1].release()
             self.resources.pop()
         self.device.hbm.release_owner(self)
 
 
+class LaunchThread:
+    """A reusable OS thread for the threads of a stream's launches.
+
+    Starting block_dim threads per launch costs more than most launches' work;
+    a stream keeps them. Daemon: a kernel that ignores the abort word must
+    not keep the process from exiting.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self.thread.start()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+
+    def stop(self) -> None:
+        """Exit once the current job (if any) returns."""
+        self._jobs.put(None)
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
+
+
 class Stream:
-    """Launches run synchronously; a failure is held and raised by rtStreamSynchronize."""
+    """A worker with a queue: launches run in order on its thread; failures wait for sync."""
 
     kind = "stream"
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, op_timeout: float) -> None:
         self.ctx = ctx
         self.alive = True
         self.pending: CannError | None = None
+        self.op_timeout = op_timeout
+        self._cv = threading.Condition()
+        self._queue: deque[Callable[[Stream], None]] = deque()
+        self._worker: threading.Thread | None = None
+        #: Launch threads, reused launch after launch (only the worker uses them).
+        self.pool: list[LaunchThread] = []
+
+    def launch_threads(self, count: int) -> list[LaunchThread]:
+        """The first `count` launch threads, started as needed (worker thread only)."""
+        while len(self.pool) < count:
+            self.pool.append(LaunchThread(f"sim-launch-{id(self):x}-{len(self.pool)}"))
+        return self.pool[:count]
 
     def check(self, call: str) -> Device:
         if not self.alive:
             raise CannError(ACL_ERROR_RT_INVALID_HANDLE, call, "stream was destroyed")
         return self.ctx.check(call)
 
+    def fail(self, err: CannError) -> None:
+        """Hold `err` for the next rtStreamSynchronize (the first failure wins)."""
+        with self._cv:
+            if self.pending is None:
+                self.pending = err
+
+    def submit(self, work: Callable[[Stream], None]) -> None:
+        """Queue `work` (called with this stream on its worker thread); returns at once."""
+        with self._cv:
+            self._queue.append(work)
+            if self._worker is None:
+                self._worker = threading.Thread(
+                    target=self._serve, name=f"sim-stream-{id(self):x}", daemon=True
+                )
+                self._worker.start()
+            self._cv.notify_all()
+
+    def _serve(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and self.alive:
+                    self._cv.wait()
+                if not self._queue:
+                    self._worker = None
+                    return
+                work = self._queue[0]
+            try:
+                if self.pending is None:  # after a failure the rest of the queue is dropped
+                    work(self)
+            except CannError as exc:
+                self.fail(exc)
+            except Exception as exc:  # a simulator bug: fail the stream, keep the worker
+                self.fail(CannError(ACL_ERROR_RT_PARAM_INVALID, "stream worker", repr(exc)))
+            finally:
+                with self._cv:
+                    self._queue.popleft()
+                    self._cv.notify_all()
+
+    def drain(self) -> None:
+        """Wait until everything queued has run (each launch is bounded by the op timeout)."""
+        with self._cv:
+            while self._queue:
+                self._cv.wait()
+
     def release(self) -> None:
         self.alive = False
+        with self._cv:
+            self._cv.notify_all()
+        self.drain()
+        while self.pool:
+            self.pool.pop().stop()
 
 
 _devices: dict[int, Device] = {}
@@ -145,6 +316,7 @@ _registry_lock = threading.Lock()
 
 
 def _teardown(device: Device) -> None:
+    device.join_stuck()
     for ctx in list(device.contexts):
         ctx.release()
     device.contexts.clear()
@@ -205,11 +377,24 @@ def rtCtxDestroy(ctx: Context) -> None:
 
 
 def rtDeviceReset(device_id: int) -> None:
-    """Destroy every context on the device, free all its HBM and clear a broken driver."""
+    """Destroy every context on the device and free all its HBM (aclrtResetDevice).
+
+    Clears a failed module load on every arch and poison on a2a3; an a5
+    device keeps its poison (the next context finds it) until rtDeviceResetForce.
+    """
     with _registry_lock:
         device = _devices.get(device_id)
         if device is not None:
             _teardown(device)
+
+
+def rtDeviceResetForce(device_id: int) -> None:
+    """rtDeviceReset that also clears poison on every arch (aclrtResetDeviceForce)."""
+    with _registry_lock:
+        device = _devices.get(device_id)
+        if device is not None:
+            _teardown(device)
+        _sticky_faults.pop(device_id, None)
 
 
 def get_device(device_id: int) -> Device | None:
@@ -218,14 +403,15 @@ def get_device(device_id: int) -> Device | None:
 
 
 def reset_all_devices() -> None:
-    """rtDeviceReset every device that is up (test isolation)."""
-    for device_id in list(_devices):
-        rtDeviceReset(device_id)
+    """rtDeviceResetForce every device that is up or poisoned (test isolation)."""
+    for device_id in {*_devices, *_sticky_faults}:
+        rtDeviceResetForce(device_id)
 
 
 def rtMalloc(ctx: Context, size: int, tag: str = "rtMalloc") -> int:
     """Allocate `size` bytes of HBM owned by `ctx`; returns the device address."""
     device = ctx.check("rtMalloc")
+    device.check_driver("rtMalloc")
     return device.hbm.allocate(size, ctx, tag).addr
 
 
@@ -237,6 +423,7 @@ def rtFree(ctx: Context, addr: int) -> None:
 def rtMemcpy(ctx: Context, dst: int, dest_max: int, src: int, count: int, kind: MemcpyKind) -> None:
     """Synchronous copy; device-side ranges must lie inside one live allocation."""
     device = ctx.check("rtMemcpy")
+    device.check_driver("rtMemcpy")
     if count > dest_max:
         raise CannError(
             ACL_ERROR_RT_PARAM_INVALID, "rtMemcpy", f"count {count} > destMax {dest_max}"
@@ -252,18 +439,24 @@ def rtMemcpy(ctx: Context, dst: int, dest_max: int, src: int, count: int, kind: 
     ctypes.memmove(dst, src, count)
 
 
-def rtStreamCreate(ctx: Context) -> Stream:
+def rtStreamCreate(ctx: Context, op_timeout: float | None = None) -> Stream:
+    """A new stream; `op_timeout` (seconds) bounds each launch on it (default: the env's)."""
     device = ctx.check("rtStreamCreate")
     device.check_driver("rtStreamCreate")
-    stream = Stream(ctx)
+    timeout = op_timeout_default() if op_timeout is None else op_timeout
+    if not timeout > 0:
+        raise CannError(ACL_ERROR_RT_PARAM_INVALID, "rtStreamCreate", f"op timeout {timeout}")
+    stream = Stream(ctx, timeout)
     ctx.resources.append(stream)
     return stream
 
 
 def rtStreamSynchronize(stream: Stream) -> None:
-    """Wait for the stream; raises the first failure of a task launched on it."""
+    """Wait for the stream's queue to drain; raises the first failure of a launch on it."""
     stream.check("rtStreamSynchronize")
-    err, stream.pending = stream.pending, None
+    stream.drain()
+    with stream._cv:
+        err, stream.pending = stream.pending, None
     if err is not None:
         raise err
 

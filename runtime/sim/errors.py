@@ -12,10 +12,11 @@ ACL_ERROR_RT_FILE_OPEN = 107009  # unreadable / missing file
 ACL_ERROR_RT_INVALID_HANDLE = 107017  # stale or foreign handle
 ACL_ERROR_RT_MEMORY_ALLOCATION = 207001  # HBM exhausted
 ACL_ERROR_RT_AICORE_EXCEPTION = 507015  # an AICore kernel returned non-zero
-ACL_ERROR_RT_AICPU_EXCEPTION = 507018  # an AICPU kernel returned non-zero
+ACL_ERROR_RT_STREAM_SYNC_TIMEOUT = 507046  # a launch outlived the op timeout (poisons the device)
+ACL_ERROR_RT_AICPU_EXCEPTION = 507018  # an AICPU kernel returned non-zero (poisons the device)
 ACL_ERROR_RT_KERNEL_LOOKUP = 507027  # a required symbol is missing
 ACL_ERROR_RT_KERNEL_DUPLICATE = 507028  # an opType registered twice with other content
-ACL_ERROR_RT_DRV_INTERNAL_ERROR = 507899  # the broken-driver state after a failed registration
+ACL_ERROR_RT_DRV_INTERNAL_ERROR = 507899  # a faulted (unusable) device refuses the call
 #: Simulation extension: a kernel SO whose bytes do not match the fingerprint in its name.
 ACL_ERROR_RT_KERNEL_SO_CORRUPT = 507950
 

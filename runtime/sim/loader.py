@@ -40,7 +40,7 @@ def rtAicpuKernelLaunchExWithArgs(
 
     Structural problems (bad pointers, a dispatcher that does not load or
     lacks an entry point) raise at once; Init's non-zero return surfaces at
-    rtStreamSynchronize as 507018, as a device-side failure would.
+    rtStreamSynchronize as 507018 and poisons the device, as a device-side failure would.
     """
     device = stream.check(CALL)
     device.check_driver(CALL)
@@ -86,9 +86,11 @@ def rtAicpuKernelLaunchExWithArgs(
             device.hbm.free(ka_addr, ctx, CALL)
     finally:
         lib.close()
-    if rc != 0 and stream.pending is None:
-        stream.pending = CannError(
+    if rc != 0:
+        err = CannError(
             ACL_ERROR_RT_AICPU_EXCEPTION,
             CALL,
             f"{INIT_ENTRY} (kernel type {kernel_type}) returned {rc}",
         )
+        device.poison(err)
+        stream.fail(err)

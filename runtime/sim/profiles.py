@@ -1,4 +1,7 @@
-"""Per-arch device profiles: HBM capacity and core counts of the simulated chip.
+"""Per-arch device profiles: HBM capacity, core counts and launch limits of the simulated chip.
+
+Core counts, launch thread counts and block limits follow upstream simpler's
+platform headers (docs/simulated-device.md).
 
 Core counts match the build's arch profiles (site_scons/simpler_profiles.py),
 so the runtime can cross-check what an inner SO reports it was built for.
@@ -27,14 +30,42 @@ class DeviceProfile:
     aiv_cores: int
     aic_cores: int
     mix_aicore: bool  # True when the AICore binary carries cube (matmul) kernels
+    #: PLATFORM_MAX_AICPU_THREADS_JUST_FOR_LAUNCH: threads of every exec launch.
+    launch_aicpu_threads: int
+    #: Most active scheduler threads an exec may use (the rest of the launch idles).
+    max_sched_threads: int
+    #: PLATFORM_MAX_BLOCKDIM: blocks (1 AIC + 2 AIV each) a task may use; 0 means all.
+    max_block_dim: int
+    #: Whether rtDeviceReset clears a sticky fault (a5 needs rtDeviceResetForce, #1016).
+    soft_reset_clears_fault: bool
     device_count: int = 16
 
 
 PROFILES: dict[str, DeviceProfile] = {
     "a2a3": DeviceProfile(
-        "a2a3", "Ascend910B", 64 * GIB, aiv_cores=48, aic_cores=24, mix_aicore=False
+        "a2a3",
+        "Ascend910B",
+        64 * GIB,
+        aiv_cores=48,
+        aic_cores=24,
+        mix_aicore=False,
+        launch_aicpu_threads=6,
+        max_sched_threads=4,
+        max_block_dim=24,
+        soft_reset_clears_fault=True,
     ),
-    "a5": DeviceProfile("a5", "Ascend950", 128 * GIB, aiv_cores=64, aic_cores=32, mix_aicore=True),
+    "a5": DeviceProfile(
+        "a5",
+        "Ascend950",
+        128 * GIB,
+        aiv_cores=72,
+        aic_cores=36,
+        mix_aicore=True,
+        launch_aicpu_threads=7,
+        max_sched_threads=7,
+        max_block_dim=36,
+        soft_reset_clears_fault=False,
+    ),
 }
 
 

@@ -54,6 +54,40 @@ def bootstrap_twice(manifest: str, start: Any, first_done: Any, seed: int) -> li
     return [first, _run_chain(manifest, seed + 1)]
 
 
+def schedule_random_graph(manifest: str, start: Any, seed: int, tasks: int) -> list[str]:
+    """Run one seeded random graph of `tasks` tasks with every active thread count, once all
+    workers are ready; the digest of the output of each count."""
+    import hashlib
+
+    import numpy as np
+
+    from simpler_build.runtime import DeviceRunner, Graph, RuntimeBinaries
+
+    rng = np.random.default_rng(seed)
+    g = Graph("random")
+    bufs = [g.input(f"in{i}", 16) for i in range(3)]
+    temps = [g.temp(f"t{i}", 16) for i in range(8)]
+    out = g.output("out", 16)
+    for i in range(tasks):
+        dst = out if i == tasks - 1 else temps[rng.integers(len(temps))]
+        a, b = (bufs[rng.integers(len(bufs))] for _ in range(2))
+        if rng.integers(2):
+            g.add(dst, a, b, block_dim=int(rng.integers(4)))
+        else:
+            g.adds(dst, a, float(rng.integers(-3, 4)), block_dim=int(rng.integers(4)))
+        if dst not in bufs:
+            bufs.append(dst)
+    values = [np.linspace(-1, 1, 16, dtype=np.float32) * (i + 1) for i in range(3)]
+    bins = RuntimeBinaries.from_manifest(manifest)
+    start.wait()
+    digests = []
+    for threads in range(1, 8):
+        with DeviceRunner(bins, aicpu_threads=threads) as runner:
+            (got,) = runner.prepare(g)(*values)
+        digests.append(hashlib.sha256(got.tobytes()).hexdigest())
+    return digests
+
+
 def _report(results: Any, index: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
     try:
         outcome: tuple[str, Any] = ("ok", fn(*args))

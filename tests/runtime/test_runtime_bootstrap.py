@@ -233,7 +233,7 @@ def test_inner_so_of_another_arch_is_caught_at_init(
     mixed = RuntimeBinaries.from_paths(
         "a2a3", a2a3.runtime, a2a3.dispatcher, a5.inner_so, a2a3.aicore
     )
-    with pytest.raises(BinaryError, match="built for 64 AIV / 32 AIC cores"):
+    with pytest.raises(BinaryError, match="built for 72 AIV / 36 AIC cores"):
         DeviceRunner(mixed)
     _device_still_usable(a2a3, make_chain)
 

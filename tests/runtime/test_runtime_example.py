@@ -53,10 +53,14 @@ def test_bench_smoke(runtime_lib: Path) -> None:
     proc = _run(
         "bench/runtime_bench.py",
         *("--arch", "a2a3", "--runs", "50", "--baseline-runs", "20", "--growth-runs", "300"),
-        *("--reps", "1", "--json", "--build-dir", str(runtime_lib.parent)),
+        *("--reps", "1", "--tasks", "40", "--thread-runs", "3"),
+        *("--json", "--build-dir", str(runtime_lib.parent)),
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
+    threads = report["scheduler_threads"]
+    assert (threads["tasks"], threads["max_threads"]) == (40, 4)
+    assert threads["one_thread_us_per_task"] > 0 and threads["max_threads_us_per_task"] > 0
     assert report["memory"]["growth_bytes"] == 0
     assert report["launch"]["baseline_registrations"] == 21
     assert report["launch"]["cached_registrations"] == 1

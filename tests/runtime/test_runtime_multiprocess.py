@@ -1,4 +1,5 @@
-"""Eight real processes bootstrap the same inner SO on the same simulated device at once."""
+"""Real processes on the same simulated device at once: eight bootstrap the same inner SO;
+three run multi-threaded schedulers side by side."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import multiprocessing as mp
 from pathlib import Path
 
 import xxhash
-from runtime_workers import bootstrap_twice, run_processes
+from runtime_workers import bootstrap_twice, run_processes, schedule_random_graph
 
 WORKERS = 8
 
@@ -40,3 +41,14 @@ def test_eight_processes_bootstrap_the_same_fingerprint(
     files = sorted(pre.iterdir())
     assert [f.name for f in files] == [f"simpler_inner_{fp}.so"]  # whole, no temp debris
     assert xxhash.xxh3_64_hexdigest(files[0].read_bytes()) == fp
+
+
+def test_processes_scheduling_at_once_agree_for_every_thread_count(
+    runtime_lib: Path, fresh_device: Path
+) -> None:
+    """Three processes run the same 300-task graph with 1..7 scheduler threads each, all at
+    once on one (per-process) a5 device and one device filesystem: one answer everywhere."""
+    manifest = runtime_lib / "a5" / "aicpu_build_graph" / "runtime_binaries.json"
+    start = mp.get_context("spawn").Barrier(3)
+    results = run_processes([(schedule_random_graph, (str(manifest), start, 5, 300))] * 3)
+    assert len({d for r in results for d in r}) == 1, results

@@ -180,13 +180,16 @@ def test_aicpu_failure_names_status_and_task_then_runner_recovers(
     ones = np.ones(8, np.float32)
     with DeviceRunner(load_bins("a5", runtime)) as runner:
         prepared = runner.prepare(make_chain(n=8))
+        prepared(ones, ones, ones)  # the first run loads the AICore module
         handle = runner._kernel_handle()
+        assert handle.table is not None
         saved = handle.table[KernelId.VEC_MUL]
         handle.table[KernelId.VEC_MUL] = 0  # the kernel of task 1 disappears
         with pytest.raises(KernelExecError, match="BAD_KERNEL at task 1") as info:
             prepared(ones, ones, ones)
+        # Reported through the device-side state: the launch itself succeeded, no fault.
         assert info.value.status == Status.BAD_KERNEL and info.value.failed_task == 1
-        assert info.value.__cause__.code == sim.errors.ACL_ERROR_RT_AICPU_EXCEPTION
+        assert runner.ctx.device.fault is None
         handle.table[KernelId.VEC_MUL] = saved
         (out,) = prepared(ones, ones, ones)
         np.testing.assert_array_equal(out, np.full(8, 4.5, np.float32))

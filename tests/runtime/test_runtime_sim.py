@@ -82,8 +82,7 @@ def test_register_and_launch_with_handle(load_bins: Callable[..., RuntimeBinarie
     ctx = sim.rtCtxCreate(0, "a5")
     stream = sim.rtStreamCreate(ctx)
     handle = sim.rtRegisterAllKernel(ctx, bins.aicore)
-    assert ctx.device.hbm.in_use == bins.aicore.stat().st_size  # the whole ELF is pinned
-    assert handle.names[KernelId.MATMUL] == "simpler_kernel_matmul_f32"
+    assert ctx.device.hbm.in_use == 0  # registration records; the first launch loads
     n = 1000
     x = np.arange(n, dtype=np.float32)
     bufs = [sim.rtMalloc(ctx, 4 * n) for _ in range(2)]
@@ -93,6 +92,9 @@ def test_register_and_launch_with_handle(load_bins: Callable[..., RuntimeBinarie
     sim.rtMemcpy(ctx, args_dev, 48, ctypes.addressof(args), 48, H2D)
     sim.rtKernelLaunchWithHandle(handle, KernelId.VEC_ADDS, 7, args_dev, stream)
     sim.rtStreamSynchronize(stream)
+    elf = bins.aicore.stat().st_size
+    assert ctx.device.hbm.in_use == 2 * 4 * n + 48 + elf  # the whole ELF is pinned now
+    assert handle.names[KernelId.MATMUL] == "simpler_kernel_matmul_f32"
     out = np.empty(n, np.float32)
     sim.rtMemcpy(ctx, out.ctypes.data, 4 * n, bufs[1], 4 * n, D2H)
     np.testing.assert_array_equal(out, x + 0.5)
@@ -109,35 +111,49 @@ def test_register_and_launch_with_handle(load_bins: Callable[..., RuntimeBinarie
     assert _code(info) == errors.ACL_ERROR_RT_INVALID_HANDLE
 
 
+def _launch_noop(ctx: sim.Context, handle: sim.KernelHandle, stream: sim.Stream, args: int) -> None:
+    """A first launch with `handle` (a 0-element add-scalar): it loads the module."""
+    block = KernelArgs(in0=args, out=args, n=0)
+    sim.rtMemcpy(ctx, args, 48, ctypes.addressof(block), 48, H2D)
+    sim.rtKernelLaunchWithHandle(handle, KernelId.VEC_ADDS, 1, args, stream)
+    sim.rtStreamSynchronize(stream)
+
+
 def test_vector_only_binary_has_no_matmul(load_bins: Callable[..., RuntimeBinaries]) -> None:
     ctx = sim.rtCtxCreate(0, "a2a3")
     stream = sim.rtStreamCreate(ctx)
     handle = sim.rtRegisterAllKernel(ctx, load_bins("a2a3").aicore)
-    assert handle.table[KernelId.MATMUL] == 0
     args = sim.rtMalloc(ctx, 48)
     with pytest.raises(sim.CannError) as info:
         sim.rtKernelLaunchWithHandle(handle, KernelId.MATMUL, 1, args, stream)
     assert _code(info) == errors.ACL_ERROR_RT_KERNEL_LOOKUP
+    assert handle.table is not None and handle.table[KernelId.MATMUL] == 0
     sim.rtCtxDestroy(ctx)
 
 
 def test_failed_registration_breaks_driver_until_reset(
     load_bins: Callable[..., RuntimeBinaries],
 ) -> None:
+    """The module load of the first launch is what pins the ELF: its 207001 breaks the driver."""
     elf = load_bins("a2a3").aicore
     size = elf.stat().st_size
-    ctx = sim.rtCtxCreate(0, "a2a3", hbm_bytes=2 * size + size // 2)
-    sim.rtRegisterAllKernel(ctx, elf)
-    sim.rtRegisterAllKernel(ctx, elf)  # there is no unregister: both stay pinned
-    assert ctx.device.hbm.in_use == 2 * size
+    cap = 2 * size + size // 2 + 48
+    ctx = sim.rtCtxCreate(0, "a2a3", hbm_bytes=cap)
+    stream = sim.rtStreamCreate(ctx)
+    args = sim.rtMalloc(ctx, 48)
+    for _ in range(2):
+        _launch_noop(ctx, sim.rtRegisterAllKernel(ctx, elf), stream, args)
+    assert ctx.device.hbm.in_use == 2 * size + 48  # there is no unregister: both stay pinned
+    third = sim.rtRegisterAllKernel(ctx, elf)  # registering alone pins nothing
+    assert ctx.device.hbm.in_use == 2 * size + 48
     with pytest.raises(sim.CannError) as info:
-        sim.rtRegisterAllKernel(ctx, elf)
-    assert _code(info) == 207001
+        _launch_noop(ctx, third, stream, args)
+    assert _code(info) == 207001 and info.value.call == "rtKernelLaunchWithHandle"
     with pytest.raises(sim.CannError) as info:
         sim.rtStreamCreate(ctx)
     assert _code(info) == 507899
     sim.rtDeviceReset(0)
-    ctx = sim.rtCtxCreate(0, "a2a3", hbm_bytes=2 * size + size // 2)
+    ctx = sim.rtCtxCreate(0, "a2a3", hbm_bytes=cap)
     assert ctx.device.hbm.in_use == 0
     sim.rtStreamCreate(ctx)
     sim.rtCtxDestroy(ctx)
@@ -145,14 +161,17 @@ def test_failed_registration_breaks_driver_until_reset(
 
 def test_missing_or_non_elf_aicore_binary(tmp_path: Path) -> None:
     ctx = sim.rtCtxCreate(0, "a5")
+    stream = sim.rtStreamCreate(ctx)
     with pytest.raises(sim.CannError) as info:
         sim.rtRegisterAllKernel(ctx, tmp_path / "absent.elf")
     assert _code(info) == errors.ACL_ERROR_RT_FILE_OPEN
     junk = tmp_path / "junk.elf"
     junk.write_bytes(b"not an elf at all")
+    handle = sim.rtRegisterAllKernel(ctx, junk)  # recorded; the module load finds out
+    args = sim.rtMalloc(ctx, 48)
     with pytest.raises(sim.CannError, match="does not load"):
-        sim.rtRegisterAllKernel(ctx, junk)
-    assert ctx.device.hbm.in_use == 0  # nothing stays pinned for a refused binary
+        sim.rtKernelLaunchWithHandle(handle, KernelId.VEC_ADDS, 1, args, stream)
+    assert ctx.device.hbm.in_use == 48  # nothing stays pinned for a refused binary
     sim.rtCtxDestroy(ctx)
 
 
@@ -183,6 +202,10 @@ def test_dispatcher_refuses_an_empty_bundle(
     with pytest.raises(sim.CannError, match="returned 1") as info:
         sim.rtStreamSynchronize(stream)
     assert _code(info) == errors.ACL_ERROR_RT_AICPU_EXCEPTION
+    # The AICPU exception poisoned the device: an a5 needs a force reset.
+    sim.rtDeviceResetForce(0)
+    ctx = sim.rtCtxCreate(0, "a5")
+    stream = sim.rtStreamCreate(ctx)
     # DeviceArgs outside device memory is refused before the dispatcher is touched.
     host_da = DeviceArgs()
     bad = LoaderKernelArgs(device_args=ctypes.addressof(host_da))

@@ -1,0 +1,28 @@
+/*
+ * The AICore side of a run: launched on the runner's AICore stream before the
+ * AICPU exec (upstream #1060, #1852), it announces itself in device memory
+ * and stays resident until the exec says it is done.  Put on the AICPU's
+ * stream by mistake, it waits for an exec queued behind it that can never
+ * start: the op timeout (507046) ends it.
+ */
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "simpler_abi.h"
+
+int32_t simpler_aicore_main(void *raw, const SimplerCpuLaunch *launch) {
+    const SimplerAicoreMainArgs *args = (const SimplerAicoreMainArgs *)raw;
+    if (args == 0 || args->state == 0 || args->epoch == 0) return SIMPLER_E_BAD_ARGS;
+    if (launch->block_idx != 0) return SIMPLER_OK;
+    SimplerExecState *st = (SimplerExecState *)(uintptr_t)args->state;
+    const _Atomic uint32_t *abort = (const _Atomic uint32_t *)(uintptr_t)launch->abort;
+    atomic_store_explicit((_Atomic uint32_t *)&st->aicore_ready, args->epoch,
+                          memory_order_release);
+    while (atomic_load_explicit((_Atomic uint32_t *)&st->aicpu_done, memory_order_acquire) !=
+           args->epoch) {
+        if (atomic_load_explicit(abort, memory_order_relaxed)) return SIMPLER_E_ABORTED;
+        sched_yield();
+    }
+    return SIMPLER_OK;
+}
