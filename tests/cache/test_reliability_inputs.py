@@ -9,6 +9,7 @@ nothing in the cache.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -267,7 +268,10 @@ def test_generated_command_lines_never_raise_and_never_clear(
     if "clear" in argv and "--yes" in argv:
         return  # the one command whose job is to change the cache
     os.environ.pop("SIMPLER_REMOTE_STORAGE", None)
-    code = main(["--cache-dir", str(cache_dir), *argv])
+    # A bare `warm` means ./build: run where that is the already-warmed tree, not
+    # wherever pytest started (a checkout with its own build/ would add to the cache).
+    with contextlib.chdir(tmp_path):
+        code = main(["--cache-dir", str(cache_dir), *argv])
     capsys.readouterr()
     assert code in (0, 1, 2)
     after = sorted(e.fingerprint for e in ArtifactCache(cache_dir).ls())
