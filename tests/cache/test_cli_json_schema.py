@@ -121,7 +121,7 @@ def test_errors_have_the_documented_keys(
 
 
 def test_repro_check_report_keys_match_the_doc() -> None:
-    tree = ast.parse((REPO / "simpler_build" / "repro.py").read_text())
+    tree = ast.parse((REPO / "core" / "repro.py").read_text())
     reports = [
         node.value
         for node in ast.walk(tree)
