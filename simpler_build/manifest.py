@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from simpler_build.cache._record import Record
 from simpler_build.cache.fingerprint import is_fingerprint
 from simpler_build.files import FileTooLarge, NotRegularFile, read_regular
+
+TYPE_CHECKING = False  # `cache warm` reads manifests: no typing/dataclasses at start-up
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, ClassVar
 
 MANIFEST_NAME = "runtime_binaries.json"
 #: What the writer emits.  Schema 2 added `sha256` per binary (the remote
@@ -36,17 +40,19 @@ class ManifestError(ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
-@dataclass(frozen=True)
-class BinaryRecord:
+class BinaryRecord(Record):
     """One binary of a manifest; `path` is absolute, resolved against the manifest."""
 
+    _fields = ("role", "path", "size", "fingerprint", "build_id", "sha256")
+    __slots__ = _fields
+    _defaults: ClassVar[dict[str, object]] = {"sha256": None}
     role: str
     path: Path
     size: int
     fingerprint: str
     build_id: str | None
     #: Hex SHA-256 of the whole file; None only in schema-1 manifests.
-    sha256: str | None = None
+    sha256: str | None
 
     def to_json(self, manifest_dir: Path) -> dict[str, Any]:
         out = {
@@ -60,16 +66,21 @@ class BinaryRecord:
         return out
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(Record):
+    """One parsed manifest: an (arch, runtime, mode) and its three binaries by role."""
+
+    _fields = ("path", "arch", "runtime", "mode", "binaries", "toolchain", "schema_version")
+    __slots__ = _fields
+    _defaults: ClassVar[dict[str, object]] = {"schema_version": SCHEMA_VERSION}
+    _factories: ClassVar[dict[str, Callable[[], object]]] = {"toolchain": dict}
     path: Path
     arch: str
     runtime: str
     mode: str
     binaries: dict[str, BinaryRecord]
-    toolchain: dict[str, Any] = field(default_factory=dict)
+    toolchain: dict[str, Any]
     #: The version read (for a loaded manifest); what is written follows the records.
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int
 
     @property
     def dispatcher(self) -> BinaryRecord:
