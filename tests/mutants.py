@@ -97,6 +97,7 @@ SI = "tests/scons/test_dispatcher_init.py::"
 SM = "tests/scons/test_invariants_manifest.py::"
 RR = "tests/runtime/test_reliability_runtime.py::"
 CP = "tests/cache/test_perf_invariants.py::"
+LEAN = "tests/cache/test_lean_imports.py::"
 
 DURABLE = (CI + "test_put_writes_fsyncs_renames_then_fsyncs_the_directory",)
 MEMO_MTIME = (CI + "test_memo_hits_an_unchanged_file_and_follows_a_same_size_rewrite",)
@@ -214,6 +215,32 @@ MUTANTS: tuple[Mutant, ...] = (
         "    return True\n",
         (CP + "test_a_waiter_that_wins_an_unlinked_lock_file_takes_the_new_one",),
         "a waiter that wins the flock of an unlinked lock file retries on the new one",
+    ),
+    # -- issue 9: lean entry points ---------------------------------------------------
+    m(
+        "warm-imports-dataclasses",
+        "cache/warm.py",
+        "from simpler_build.cache._record import Record\n",
+        "from dataclasses import dataclass  # noqa: F401\n\n"
+        "from simpler_build.cache._record import Record\n",
+        (LEAN + "test_cli_commands_load_nothing_heavy_from_the_read_path",),
+        "the modules of `cache warm`'s read path import no dataclasses/typing machinery",
+    ),
+    m(
+        "binaries-import-pyelftools",
+        "runtime/binaries.py",
+        "import struct\n",
+        "import struct\n\nimport elftools.elf.elffile  # noqa: F401\n",
+        (LEAN + "test_runtime_import_and_binaries_load_no_pyelftools",),
+        "the runtime's import path reads ELF headers with struct, never loading pyelftools",
+    ),
+    m(
+        "binaries-ignore-truncated-tables",
+        "runtime/binaries.py",
+        "        if count and off + count * entsize > size:\n",
+        "        if False:\n",
+        ("tests/runtime/test_elf_header.py::test_damaged_headers_are_named",),
+        "a runtime binary whose header tables end past the file is refused as truncated",
     ),
     m(
         "counters-fork-double-counts",
