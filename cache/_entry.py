@@ -155,31 +155,38 @@ def entry_from_meta(
     utime); the JSON "last_used" only records when the metadata was written.
     """
 
-    def text(key: str) -> str | None:
-        value = meta.get(key)
-        return value if isinstance(value, str) else None
-
-    def num(key: str) -> float:
-        value = meta.get(key)
-        try:
-            return float(value) if isinstance(value, int | float) else 0.0
-        except OverflowError:  # an integer too big for a float: unusable, like a string
-            return 0.0
-
-    last_used = st.st_mtime if st else num("last_used")
+    get = meta.get
+    text = {k: v for k in _TEXT_FIELDS if isinstance(v := get(k), str)}
+    created = _number(get("created"))
+    last_used = st.st_mtime if st else _number(get("last_used"))
     return CacheEntry(
-        fingerprint=fingerprint,
-        path=path,
-        size=size,
-        arch=text("arch"),
-        runtime=text("runtime"),
-        build_id=text("build_id"),
-        role=text("role"),
-        sha256=text("sha256"),
-        created=num("created") or last_used,
-        last_used=last_used,
-        source=text("source"),
+        fingerprint,
+        path,
+        size,
+        text.get("arch"),
+        text.get("runtime"),
+        text.get("build_id"),
+        created or last_used,
+        last_used,
+        text.get("source"),
+        False,
+        text.get("role"),
+        text.get("sha256"),
     )
+
+
+_TEXT_FIELDS = ("arch", "runtime", "build_id", "source", "role", "sha256")
+
+
+def _number(value: object) -> float:
+    """A metadata time as a float; anything else (a string, an integer too big for a
+    float) reads as 0, like a missing one."""
+    if isinstance(value, int | float):
+        try:
+            return float(value)
+        except OverflowError:
+            return 0.0
+    return 0.0
 
 
 def encode_meta(entry: CacheEntry) -> bytes:

@@ -9,7 +9,9 @@ and pay that before doing any work (issue 9), so their records derive from
 sets `__slots__ = _fields`), defaults live in `_defaults` (and `_factories`
 for fresh mutable values), and a subclass gets what the dataclass gave --
 keyword or positional construction, equality, a repr, hashing and
-immutability when frozen, pickling -- plus `replace` and `as_dict`.
+immutability when frozen, pickling -- plus `replace` and `as_dict`.  Only
+`__init__` is generated (a plain function, as fast as the dataclass's), and
+only when a process first builds an instance of the class.
 """
 
 from __future__ import annotations
@@ -34,28 +36,9 @@ class Record:
     _frozen: ClassVar[bool] = True
 
     def __init__(self, *args: object, **kwargs: object) -> None:
-        fields = self._fields
-        name = type(self).__name__
-        if len(args) > len(fields):
-            raise TypeError(f"{name}() takes {len(fields)} arguments, {len(args)} given")
-        values = dict(zip(fields, args, strict=False))
-        for key, value in kwargs.items():
-            if key not in fields:
-                raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
-            if key in values:
-                raise TypeError(f"{name}() got multiple values for argument {key!r}")
-            values[key] = value
-        setter = object.__setattr__
-        for field in fields:
-            if field in values:
-                value = values[field]
-            elif field in self._defaults:
-                value = self._defaults[field]
-            elif field in self._factories:
-                value = self._factories[field]()
-            else:
-                raise TypeError(f"{name}() missing required argument {field!r}")
-            setter(self, field, value)
+        # The first instance of a class compiles its __init__ (as @dataclass does at
+        # class creation, but only for the classes a process actually builds).
+        _compile_init(type(self))(self, *args, **kwargs)
 
     def _values(self) -> tuple[object, ...]:
         return tuple(getattr(self, f) for f in self._fields)
@@ -96,6 +79,39 @@ class Record:
     def as_dict(self) -> dict[str, Any]:
         """field -> value, in declaration order (dataclasses.asdict, one level deep)."""
         return {f: getattr(self, f) for f in self._fields}
+
+
+_MISSING = object()
+
+
+def _compile_init(cls: type[Record]) -> Callable[..., None]:
+    """Give `cls` an __init__ taking its fields (positional or keyword, defaults last)."""
+    params, body = [], []
+    for field in cls._fields:
+        if field in cls._defaults:
+            params.append(f"{field}=_defaults[{field!r}]")
+            body.append(f"    _set(self, {field!r}, {field})")
+        elif field in cls._factories:
+            params.append(f"{field}=_MISSING")
+            body.append(
+                f"    _set(self, {field!r}, _factories[{field!r}]()"
+                f" if {field} is _MISSING else {field})"
+            )
+        else:
+            params.append(field)
+            body.append(f"    _set(self, {field!r}, {field})")
+    source = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body or ["    pass"])
+    namespace = {
+        "_set": object.__setattr__,
+        "_defaults": cls._defaults,
+        "_factories": cls._factories,
+        "_MISSING": _MISSING,
+    }
+    exec(compile(source, f"<{cls.__qualname__}.__init__>", "exec"), namespace)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init  # type: ignore[misc]
+    return init
 
 
 __all__ = ["Record"]

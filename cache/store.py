@@ -166,7 +166,7 @@ class ArtifactCache:
 
     def _read_meta(self, fingerprint: str) -> tuple[dict[str, Any], os.stat_result] | None:
         """Parsed metadata and its stat, or None when missing or unreadable."""
-        path = self.layout.meta_path(fingerprint)
+        path = self.layout.meta_str(fingerprint)
         try:
             fd = atomic.open_nofollow(path)
         except (OSError, UnsafePathError):
@@ -185,7 +185,7 @@ class ArtifactCache:
 
     def _lstat_object(self, fingerprint: str) -> os.stat_result | None:
         """lstat of the published object; refuses a symlink or non-regular file."""
-        path = self.layout.object_path(fingerprint)
+        path = self.layout.object_str(fingerprint)
         try:
             st = os.lstat(path)
         except FileNotFoundError:
@@ -280,8 +280,8 @@ class ArtifactCache:
             "sha256": sha256,
         }
 
-        existing = self._present(fp)
-        if existing is not None and not self._missing_fields(existing, wanted):
+        existing = self._complete(fp, wanted)
+        if existing is not None:
             return existing
         self._ensure_root()
         with self._lock(fp):
@@ -296,6 +296,14 @@ class ArtifactCache:
 
             evict(self, self.max_bytes, protect={fp})
         return entry
+
+    def _complete(self, fp: str, wanted: dict[str, str | None]) -> CacheEntry | None:
+        """The published entry of `fp` when it already records every value in `wanted`
+        (what makes a put a no-op; warm asks first and skips re-checking its source)."""
+        existing = self._present(fp)
+        if existing is None or self._missing_fields(existing, wanted):
+            return None
+        return existing
 
     @staticmethod
     def _missing_fields(entry: CacheEntry, wanted: dict[str, str | None]) -> bool:

@@ -191,15 +191,19 @@ def apply(
     for task in tasks:
         m = task.manifest
         record = m.binaries[task.role]
-        entry = cache.put(
-            record.path,
-            arch=m.arch,
-            runtime=None if task.role == "dispatcher" else m.runtime,
-            build_id=record.build_id,
-            fingerprint=task.fingerprint,
-            role=task.role,
-            sha256=record.sha256,
-        )
+        runtime = None if task.role == "dispatcher" else m.runtime
+        wanted = {
+            "arch": m.arch,
+            "runtime": runtime,
+            "build_id": record.build_id,
+            "role": task.role,
+            "sha256": record.sha256,
+        }
+        # Already cached with this metadata: put would only re-check the source that
+        # plan just checked; on a warm cache this is the whole of apply.
+        entry = cache._complete(task.fingerprint, wanted)
+        if entry is None:
+            entry = cache.put(record.path, fingerprint=task.fingerprint, **wanted)
         item = WarmItem(
             m.path, m.arch, m.runtime, entry.fingerprint, record.path, entry.path, task.role
         )

@@ -98,6 +98,7 @@ SM = "tests/scons/test_invariants_manifest.py::"
 RR = "tests/runtime/test_reliability_runtime.py::"
 CP = "tests/cache/test_perf_invariants.py::"
 LEAN = "tests/cache/test_lean_imports.py::"
+MPATHS = "tests/cache/test_manifest_paths.py::"
 
 DURABLE = (CI + "test_put_writes_fsyncs_renames_then_fsyncs_the_directory",)
 MEMO_MTIME = (CI + "test_memo_hits_an_unchanged_file_and_follows_a_same_size_rewrite",)
@@ -243,6 +244,17 @@ MUTANTS: tuple[Mutant, ...] = (
         "a runtime binary whose header tables end past the file is refused as truncated",
     ),
     m(
+        "manifest-symlink-check-skipped",
+        "simpler_build/manifest.py",
+        "            if stat.S_ISLNK(os.lstat(path).st_mode):\n                return True\n",
+        "            os.lstat(path)\n",
+        (
+            MPATHS + "test_a_symlinked_directory_below_the_tree_that_leaves_it_is_refused",
+            MPATHS + "test_the_runtime_directory_itself_a_symlink_out_is_refused",
+        ),
+        "a manifest path never leaves its tree through a symlink (lstat fast path)",
+    ),
+    m(
         "counters-fork-double-counts",
         "cache/counters.py",
         "    os.register_at_fork(after_in_child=_after_fork_in_child)\n",
@@ -302,16 +314,16 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "fingerprint-accepts-upper-case",
         "cache/fingerprint.py",
-        'all(c in "0123456789abcdef" for c in text)',
-        'all(c in "0123456789abcdefABCDEF" for c in text)',
+        'not text.strip("0123456789abcdef")',
+        'not text.strip("0123456789abcdefABCDEF")',
         MANIFEST_FP,
         "a fingerprint is 16 lowercase hex digits",
     ),
     m(
         "fingerprint-any-length",
         "cache/fingerprint.py",
-        "    return len(text) == FINGERPRINT_HEX_DIGITS and all(",
-        "    return all(",
+        "    return len(text) == FINGERPRINT_HEX_DIGITS and not text.strip(",
+        "    return not text.strip(",
         MANIFEST_FP,
         "a fingerprint is exactly 16 hex digits",
     ),
