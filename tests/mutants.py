@@ -255,6 +255,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "a manifest path never leaves its tree through a symlink (lstat fast path)",
     ),
     m(
+        "record-not-frozen",
+        "cache/_record.py",
+        "    _frozen: ClassVar[bool] = True\n",
+        "    _frozen: ClassVar[bool] = False\n",
+        ("tests/cache/test_records.py::test_frozen_records_refuse_assignment_and_hash_by_value",),
+        "the records the cache hands out (entries, manifests) are immutable, like the dataclasses",
+    ),
+    m(
         "counters-fork-double-counts",
         "cache/counters.py",
         "    os.register_at_fork(after_in_child=_after_fork_in_child)\n",
