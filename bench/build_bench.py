@@ -100,32 +100,41 @@ def archive(rev: str, dest: Path) -> Path:
     return dest
 
 
-def noop_median(tree: Path, env: dict[str, str], extra: list[str], repeat: int) -> float:
-    return statistics.median(
-        timed_scons(tree, ["-j2", "arch=all", *extra], env) for _ in range(repeat)
-    )
-
-
 def bench_many_kernels(root: Path, count: int, repeat: int, before: str | None) -> dict:
-    """No-op rebuild of trees with `count` generated kernels per arch, next to the floor."""
+    """No-op rebuild of trees with `count` generated kernels per arch, next to the floor.
+
+    Every tree is built first; then the no-op runs are interleaved (each tree,
+    with and without --implicit-cache, and the floor, in turn) so that a change
+    in machine load during the run hits every figure alike.
+    """
     env = {**os.environ, "SIMPLER_CACHE_DIR": str(root / "cache-kernels")}
     empty = root / "empty"
     empty.mkdir()
     (empty / "SConstruct").write_text("")
-    floor = noop_median(empty, env, [], repeat)
     trees = {"this tree": checkout(root / "k-now")}
     if before:
         trees[f"before ({before})"] = archive(before, root / "k-before")
-    rows: dict[str, dict[str, float]] = {}
-    for label, tree in trees.items():
+    for tree in trees.values():
         add_kernels(tree, count)
         timed_scons(tree, ["-j2", "arch=all"], env)  # the build itself, not timed
-        timed_scons(tree, ["-j2", "arch=all", "--implicit-cache"], env)  # fills the cache
-        rows[label] = {
-            "noop_s": noop_median(tree, env, [], repeat),
-            "noop_implicit_cache_s": noop_median(tree, env, ["--implicit-cache"], repeat),
-        }
-    return {"kernels_per_arch": count, "floor_empty_sconstruct_s": floor, "trees": rows}
+        timed_scons(tree, ["-j2", "arch=all", "--implicit-cache"], env)  # records the deps
+    runs: dict[tuple[str, str], list[float]] = {}
+    for _ in range(repeat):
+        runs.setdefault(("floor", ""), []).append(timed_scons(empty, ["-j2", "arch=all"], env))
+        for label, tree in trees.items():
+            for mode, extra in (("noop_s", []), ("noop_implicit_cache_s", ["--implicit-cache"])):
+                runs.setdefault((label, mode), []).append(
+                    timed_scons(tree, ["-j2", "arch=all", *extra], env)
+                )
+    rows: dict[str, dict[str, float]] = {}
+    for (label, mode), times in runs.items():
+        if label != "floor":
+            rows.setdefault(label, {})[mode] = statistics.median(times)
+    return {
+        "kernels_per_arch": count,
+        "floor_empty_sconstruct_s": statistics.median(runs[("floor", "")]),
+        "trees": rows,
+    }
 
 
 def main() -> int:
