@@ -22,7 +22,7 @@ import threading
 
 import xxhash
 
-from simpler_build.files import open_regular
+from simpler_build.files import open_regular, open_regular_stat
 
 FINGERPRINT_HEX_DIGITS = 16
 _CHUNK = 1 << 20
@@ -102,9 +102,8 @@ def fingerprint_file(path: str | os.PathLike[str]) -> str:
         with _memo_lock:
             _memo[key] = indexed
         return indexed
-    fd = open_regular(abspath)  # a FIFO or device: NotRegularFile, never a hang
+    fd, fst = open_regular_stat(abspath)  # a FIFO or device: NotRegularFile, never a hang
     try:
-        fst = os.fstat(fd)
         digest = _hash_open_file(fd, fst.st_size)
         if index is not None:
             index.record(fst, os.fstat(fd), digest)

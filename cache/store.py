@@ -168,11 +168,10 @@ class ArtifactCache:
         """Parsed metadata and its stat, or None when missing or unreadable."""
         path = self.layout.meta_str(fingerprint)
         try:
-            fd = atomic.open_nofollow(path)
+            fd, st = atomic.open_nofollow_stat(path)
         except (OSError, UnsafePathError):
             return None
         try:
-            st = os.fstat(fd)
             raw = os.read(fd, 1 << 16)
         finally:
             os.close(fd)
@@ -404,7 +403,7 @@ class ArtifactCache:
         fp = _check_fp(fingerprint)
         path = self.layout.object_str(fp)  # strings on the hot path: pathlib is slow
         try:
-            fd = atomic.open_nofollow(path)
+            fd, st = atomic.open_nofollow_stat(path)
         except FileNotFoundError:
             self._bump(misses=1)
             return None
@@ -414,7 +413,6 @@ class ArtifactCache:
             self._bump(misses=1)
             return None
         try:
-            st = os.fstat(fd)
             actual = atomic.hash_fd(fd)
         finally:
             os.close(fd)

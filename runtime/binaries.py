@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from simpler_build.cache.fingerprint import fingerprint_file
-from simpler_build.files import NotRegularFile, open_regular
+from simpler_build.files import NotRegularFile, open_regular_stat
 from simpler_build.manifest import ROLES, ManifestError, load_manifest
 
 from .sim.profiles import PROFILES
@@ -80,13 +80,13 @@ def elf_problem(head: bytes, size: int) -> str | None:
 def check_elf(path: Path, role: str) -> None:
     """Raise BinaryError unless `path` is a readable, non-empty ELF shared object.
 
-    Opened through `open_regular`, so a FIFO or device given to `from_paths`
+    Opened through `open_regular_stat`, so a FIFO or device given to `from_paths`
     is refused by name instead of blocking the caller forever.
     """
     try:
-        fd = open_regular(path)
+        fd, st = open_regular_stat(path)
         try:
-            size = os.fstat(fd).st_size
+            size = st.st_size
             head = os.pread(fd, 64, 0)
         finally:
             os.close(fd)

@@ -52,8 +52,11 @@ class FileTooLarge(OSError):
         )
 
 
-def open_regular(path: str | os.PathLike[str], *, follow_symlinks: bool = True) -> int:
-    """A read-only descriptor of a regular file; never blocks on a FIFO or device."""
+def open_regular_stat(
+    path: str | os.PathLike[str], *, follow_symlinks: bool = True
+) -> tuple[int, os.stat_result]:
+    """A read-only descriptor of a regular file and its `fstat`; never blocks on a FIFO
+    or device.  (Callers that need the stat anyway save a second `fstat`.)"""
     flags = os.O_RDONLY | _O_CLOEXEC | _O_NONBLOCK | (0 if follow_symlinks else _O_NOFOLLOW)
     try:
         fd = os.open(path, flags)
@@ -66,21 +69,26 @@ def open_regular(path: str | os.PathLike[str], *, follow_symlinks: bool = True) 
                 raise NotRegularFile(path, mode) from None
         raise
     try:
-        mode = os.fstat(fd).st_mode
+        st = os.fstat(fd)
     except BaseException:
         os.close(fd)
         raise
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise NotRegularFile(path, mode)
-    return fd
+        raise NotRegularFile(path, st.st_mode)
+    return fd, st
+
+
+def open_regular(path: str | os.PathLike[str], *, follow_symlinks: bool = True) -> int:
+    """A read-only descriptor of a regular file; never blocks on a FIFO or device."""
+    return open_regular_stat(path, follow_symlinks=follow_symlinks)[0]
 
 
 def read_regular(path: str | os.PathLike[str], max_size: int | None = None) -> bytes:
     """The whole content of a regular file (refusing one over `max_size` bytes)."""
-    fd = open_regular(path)
+    fd, st = open_regular_stat(path)
     try:
-        size = os.fstat(fd).st_size
+        size = st.st_size
         if max_size is not None and size > max_size:
             raise FileTooLarge(path, size, max_size)
         parts = []
@@ -96,4 +104,11 @@ def read_regular(path: str | os.PathLike[str], max_size: int | None = None) -> b
         os.close(fd)
 
 
-__all__ = ["FileTooLarge", "NotRegularFile", "kind_of", "open_regular", "read_regular"]
+__all__ = [
+    "FileTooLarge",
+    "NotRegularFile",
+    "kind_of",
+    "open_regular",
+    "open_regular_stat",
+    "read_regular",
+]

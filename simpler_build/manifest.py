@@ -178,14 +178,21 @@ def _name(p: Path, data: dict[str, Any], key: str, default: str | None = None) -
     return value
 
 
-def _symlink_below(prefix: str, full: str) -> bool:
+def _symlink_below(prefix: str, full: str, seen: dict[str, bool]) -> bool:
     """Whether a component of `full` after `prefix` (a directory, ending in a separator)
-    may be a symlink: lstat each; an error other than "does not exist" counts as maybe."""
+    may be a symlink: lstat each (once per manifest: `seen` holds the answers for the
+    directories its binaries share); an error other than "does not exist" counts as maybe."""
     path = prefix[:-1]
     for part in full[len(prefix) :].split(os.sep):
         path = f"{path}{os.sep}{part}"
+        known = seen.get(path)
+        if known is not None:
+            if known:
+                return True
+            continue
         try:
-            if stat.S_ISLNK(os.lstat(path).st_mode):
+            seen[path] = link = stat.S_ISLNK(os.lstat(path).st_mode)
+            if link:
                 return True
         except FileNotFoundError:
             return False  # nothing below a missing component exists to escape through
@@ -194,7 +201,7 @@ def _symlink_below(prefix: str, full: str) -> bool:
     return False
 
 
-def _binary_path(p: Path, here: str, rel: str, where: str) -> Path:
+def _binary_path(p: Path, here: str, rel: str, where: str, seen: dict[str, bool]) -> Path:
     """Resolve a binary's path, which must stay inside the tree the manifest lives in.
 
     The tree is the directory above the manifest's (`lib/<arch>/`): it holds
@@ -215,7 +222,7 @@ def _binary_path(p: Path, here: str, rel: str, where: str) -> Path:
     prefix = tree.rstrip(os.sep) + os.sep
     if not full.startswith(prefix):
         raise ManifestError(p, f"{where}path {rel[:200]!r} leads outside {tree}")
-    if _symlink_below(prefix, full):
+    if _symlink_below(prefix, full, seen):
         try:
             real = os.path.realpath(full)
             real_tree = os.path.realpath(tree)
@@ -252,6 +259,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     mode = _name(p, data, "mode", default="release")
     raw_bins = _require(p, data, "binaries", dict)
     here = os.path.abspath(p.parent)
+    seen: dict[str, bool] = {}  # lstat answers shared by the binaries of this manifest
     binaries: dict[str, BinaryRecord] = {}
     for role in ROLES:
         entry = _require(p, raw_bins, role, dict, "binaries.")
@@ -277,7 +285,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
             raise ManifestError(p, f"{where}size {str(size)[:40]} is out of range")
         binaries[role] = BinaryRecord(
             role=role,
-            path=_binary_path(p, here, rel, where),
+            path=_binary_path(p, here, rel, where, seen),
             size=size,
             fingerprint=fp,
             build_id=build_id,

@@ -246,8 +246,8 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "manifest-symlink-check-skipped",
         "simpler_build/manifest.py",
-        "            if stat.S_ISLNK(os.lstat(path).st_mode):\n                return True\n",
-        "            os.lstat(path)\n",
+        "            seen[path] = link = stat.S_ISLNK(os.lstat(path).st_mode)\n",
+        "            seen[path] = link = not os.lstat(path)\n",
         (
             MPATHS + "test_a_symlinked_directory_below_the_tree_that_leaves_it_is_refused",
             MPATHS + "test_the_runtime_directory_itself_a_symlink_out_is_refused",
