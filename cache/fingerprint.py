@@ -22,7 +22,7 @@ import threading
 
 import xxhash
 
-from simpler_build.files import open_regular, open_regular_stat
+from simpler_build.files import open_regular, open_regular_stat, reused_buffer
 
 FINGERPRINT_HEX_DIGITS = 16
 _CHUNK = 1 << 20
@@ -73,9 +73,7 @@ def _hash_open_file(fd: int, size: int) -> str:
         except (OSError, ValueError):  # a filesystem without mmap: read instead
             pass
         os.lseek(fd, 0, os.SEEK_SET)
-    buf = getattr(_buffers, "buf", None)
-    if buf is None:
-        buf = _buffers.buf = bytearray(_MMAP_MIN)
+    buf = reused_buffer(_buffers, size + 1, _MMAP_MIN)
     view = memoryview(buf)
     hasher = xxhash.xxh3_64()
     while n := os.readv(fd, [buf]):  # until EOF: a file that grew is hashed whole
