@@ -10,9 +10,11 @@ submodule keeps the name `warm`).
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # `import typing` alone costs about 2 ms of every `cache warm`
 if TYPE_CHECKING:
+    from typing import Any
+
     from simpler_build.cache.errors import (
         CacheError,
         CacheLockError,

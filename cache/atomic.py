@@ -20,7 +20,7 @@ from pathlib import Path
 import xxhash
 
 from simpler_build.cache.errors import UnsafePathError
-from simpler_build.files import NotRegularFile, open_regular
+from simpler_build.files import NotRegularFile, open_regular_stat, reused_buffer
 
 CHUNK = 1 << 20
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -47,8 +47,9 @@ def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
         _write_chunk(fd, view[start : start + CHUNK])
 
 
-def open_nofollow(path: str | Path) -> int:
-    """Open a regular file for reading without following a symlink at its last component.
+def open_nofollow_stat(path: str | Path) -> tuple[int, os.stat_result]:
+    """Open a regular file for reading without following a symlink at its last component;
+    returns the descriptor and its `fstat`.
 
     One mechanism with the rest of the toolkit (`simpler_build.files.open_regular`:
     O_NONBLOCK, so a FIFO planted at a cache path is refused, not waited on).
@@ -56,7 +57,7 @@ def open_nofollow(path: str | Path) -> int:
     OSErrors (ENOENT, ENOTDIR, ...) propagate unchanged for the caller to map.
     """
     try:
-        return open_regular(path, follow_symlinks=False)
+        return open_regular_stat(path, follow_symlinks=False)
     except NotRegularFile as exc:
         if exc.kind == "a symlink":
             raise UnsafePathError(path, "is a symlink; refusing to follow it") from None
@@ -65,6 +66,11 @@ def open_nofollow(path: str | Path) -> int:
         if exc.errno == errno.ELOOP:
             raise UnsafePathError(path, "is a symlink; refusing to follow it") from None
         raise
+
+
+def open_nofollow(path: str | Path) -> int:
+    """open_nofollow_stat without the stat."""
+    return open_nofollow_stat(path)[0]
 
 
 def read_nofollow(path: Path) -> bytes:
@@ -89,9 +95,7 @@ def hash_fd(fd: int) -> str:
     Reading into one buffer instead of allocating a bytes object per read
     makes a verified get of a 365 KB object about three times cheaper.
     """
-    buf = getattr(_buffers, "buf", None)
-    if buf is None:
-        buf = _buffers.buf = bytearray(CHUNK)
+    buf = reused_buffer(_buffers, os.fstat(fd).st_size + 1, CHUNK)
     view = memoryview(buf)
     hasher = xxhash.xxh3_64()
     while n := os.readv(fd, [buf]):
@@ -149,6 +153,7 @@ __all__ = [
     "fsync_dir",
     "hash_fd",
     "open_nofollow",
+    "open_nofollow_stat",
     "publish",
     "publish_bytes",
     "read_nofollow",

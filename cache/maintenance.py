@@ -25,7 +25,7 @@ import shutil
 import stat
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -530,7 +530,7 @@ def _rewrite_meta(cache: ArtifactCache, fp: str, seen: os.stat_result, report: _
             old = cache._read_meta(fp)
             entry = cache._entry(fp, seen.st_size, old)
             now = time.time()
-            entry = replace(entry, size=seen.st_size, created=entry.created or now, last_used=now)
+            entry = entry.replace(size=seen.st_size, created=entry.created or now, last_used=now)
             cache._write_meta(entry)
     except (OSError, CacheError) as exc:
         report.note(meta, f"metadata not rewritten: {_why(exc)}", SKIPPED)

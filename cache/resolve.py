@@ -10,16 +10,17 @@ A directory of manifests alone is therefore enough to run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from simpler_build.cache.errors import BinaryUnavailable
 from simpler_build.cache.fingerprint import fingerprint_file
 from simpler_build.cache.transfer import Wanted, pull, wanted_of
 from simpler_build.manifest import Manifest
 
+TYPE_CHECKING = False  # on the runtime's start-up path: no typing import
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from simpler_build.cache.store import ArtifactCache
     from simpler_build.remote import RemoteStorage
 

@@ -14,15 +14,19 @@ import json
 import os
 import stat
 import time
-from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import xxhash
 
 from simpler_build.cache import atomic
+from simpler_build.cache._entry import (
+    CacheEntry,
+    CacheStats,
+    decode_meta,
+    encode_meta,
+    entry_from_meta,
+)
 from simpler_build.cache.counters import Counters
 from simpler_build.cache.errors import (
     CacheError,
@@ -38,84 +42,17 @@ from simpler_build.cache.fingerprint import fingerprint_bytes, fingerprint_file,
 from simpler_build.cache.layout import CACHEDIR_TAG, Layout, parse_entry_name
 from simpler_build.files import NotRegularFile, open_regular
 
+TYPE_CHECKING = False  # typing costs 2 ms at start-up; annotations are strings here
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
     from simpler_build.cache.maintenance import GcReport, VerifyReport
 
 OBJECT_MODE = 0o444
 META_MODE = 0o644
-META_FORMAT = 1
 #: How long put/get wait for another process holding an entry lock.
 LOCK_TIMEOUT = 300.0
-
-
-@dataclass(frozen=True)
-class CacheEntry:
-    """One cached object and its metadata.
-
-    `added` is True only on the entry returned by the `put` that published
-    the object; every other put of the same bytes returns it with False.
-    `last_used` is the metadata file's mtime (bumped by `get`), in seconds.
-    """
-
-    fingerprint: str
-    path: Path
-    size: int
-    arch: str | None = None
-    runtime: str | None = None
-    build_id: str | None = None
-    created: float = 0.0
-    last_used: float = 0.0
-    source: str | None = None
-    added: bool = False
-    role: str | None = None
-    sha256: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "fingerprint": self.fingerprint,
-            "path": str(self.path),
-            "size": self.size,
-            "arch": self.arch,
-            "runtime": self.runtime,
-            "build_id": self.build_id,
-            "role": self.role,
-            "sha256": self.sha256,
-            "created": self.created,
-            "last_used": self.last_used,
-            "source": self.source,
-        }
-
-
-@dataclass(frozen=True)
-class CacheStats:
-    """Current contents (scanned) plus the process-shared counters."""
-
-    root: Path
-    entries: int
-    bytes: int
-    hits: int = 0
-    misses: int = 0
-    added: int = 0
-    evictions: int = 0
-    corruptions: int = 0
-    bytes_added: int = 0
-    bytes_evicted: int = 0
-    max_bytes: int | None = None
-    quarantined: int = 0
-    remote_hits: int = 0
-    remote_misses: int = 0
-    remote_errors: int = 0
-    remote_rejected: int = 0
-    bytes_pulled: int = 0
-    bytes_pushed: int = 0
-    cleanups: int = 0
-    scons_evictions: int = 0
-    bytes_scons_evicted: int = 0
-    stats_updated_timestamp: int = 0
-    stats_zeroed_timestamp: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "root": str(self.root)}
 
 
 def _check_fp(fingerprint: str) -> str:
@@ -229,56 +166,25 @@ class ArtifactCache:
 
     def _read_meta(self, fingerprint: str) -> tuple[dict[str, Any], os.stat_result] | None:
         """Parsed metadata and its stat, or None when missing or unreadable."""
-        path = self.layout.meta_path(fingerprint)
+        path = self.layout.meta_str(fingerprint)
         try:
-            fd = atomic.open_nofollow(path)
+            fd, st = atomic.open_nofollow_stat(path)
         except (OSError, UnsafePathError):
             return None
         try:
-            st = os.fstat(fd)
             raw = os.read(fd, 1 << 16)
         finally:
             os.close(fd)
-        try:
-            meta = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return None
-        return (meta, st) if isinstance(meta, dict) else None
+        meta = decode_meta(raw)
+        return (meta, st) if meta is not None else None
 
     def _entry(self, fingerprint: str, size: int, meta_st: tuple | None) -> CacheEntry:
         meta, st = meta_st if meta_st else ({}, None)
-
-        def text(key: str) -> str | None:
-            value = meta.get(key)
-            return value if isinstance(value, str) else None
-
-        def num(key: str) -> float:
-            value = meta.get(key)
-            try:
-                return float(value) if isinstance(value, int | float) else 0.0
-            except OverflowError:  # an integer too big for a float: unusable, like a string
-                return 0.0
-
-        # The LRU clock is the metadata file's mtime (get bumps it with utime);
-        # the JSON "last_used" only records the time the metadata was written.
-        last_used = st.st_mtime if st else num("last_used")
-        return CacheEntry(
-            fingerprint=fingerprint,
-            path=self.layout.object_path(fingerprint),
-            size=size,
-            arch=text("arch"),
-            runtime=text("runtime"),
-            build_id=text("build_id"),
-            role=text("role"),
-            sha256=text("sha256"),
-            created=num("created") or last_used,
-            last_used=last_used,
-            source=text("source"),
-        )
+        return entry_from_meta(fingerprint, self.layout.object_path(fingerprint), size, meta, st)
 
     def _lstat_object(self, fingerprint: str) -> os.stat_result | None:
         """lstat of the published object; refuses a symlink or non-regular file."""
-        path = self.layout.object_path(fingerprint)
+        path = self.layout.object_str(fingerprint)
         try:
             st = os.lstat(path)
         except FileNotFoundError:
@@ -304,9 +210,7 @@ class ArtifactCache:
         return self._entry(fingerprint, st.st_size, meta_st)
 
     def _write_meta(self, entry: CacheEntry) -> None:
-        payload = {"format": META_FORMAT, **entry.to_json()}
-        del payload["path"]
-        data = (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode()
+        data = encode_meta(entry)
         final = self.layout.meta_path(entry.fingerprint)
         if os.path.islink(final):
             raise UnsafePathError(final, "is a symlink; refusing to replace it")
@@ -375,8 +279,8 @@ class ArtifactCache:
             "sha256": sha256,
         }
 
-        existing = self._present(fp)
-        if existing is not None and not self._missing_fields(existing, wanted):
+        existing = self._complete(fp, wanted)
+        if existing is not None:
             return existing
         self._ensure_root()
         with self._lock(fp):
@@ -392,13 +296,21 @@ class ArtifactCache:
             evict(self, self.max_bytes, protect={fp})
         return entry
 
+    def _complete(self, fp: str, wanted: dict[str, str | None]) -> CacheEntry | None:
+        """The published entry of `fp` when it already records every value in `wanted`
+        (what makes a put a no-op; warm asks first and skips re-checking its source)."""
+        existing = self._present(fp)
+        if existing is None or self._missing_fields(existing, wanted):
+            return None
+        return existing
+
     @staticmethod
     def _missing_fields(entry: CacheEntry, wanted: dict[str, str | None]) -> bool:
         return any(v is not None and getattr(entry, k) is None for k, v in wanted.items())
 
     def _fill_meta(self, entry: CacheEntry, wanted: dict[str, str | None]) -> CacheEntry:
         fills = {k: v for k, v in wanted.items() if v is not None and getattr(entry, k) is None}
-        updated = replace(entry, **fills)
+        updated = entry.replace(**fills)
         try:
             self._write_meta(updated)
         except OSError as exc:
@@ -435,7 +347,7 @@ class ArtifactCache:
             else:
                 written = self._copy_verified(src, final, fp)  # type: ignore[arg-type]
                 if written != size:
-                    entry = replace(entry, size=written)
+                    entry = entry.replace(size=written)
                     self._write_meta(entry)
         except CacheError:
             self._drop_meta_if_orphan(fp)
@@ -491,7 +403,7 @@ class ArtifactCache:
         fp = _check_fp(fingerprint)
         path = self.layout.object_str(fp)  # strings on the hot path: pathlib is slow
         try:
-            fd = atomic.open_nofollow(path)
+            fd, st = atomic.open_nofollow_stat(path)
         except FileNotFoundError:
             self._bump(misses=1)
             return None
@@ -501,7 +413,6 @@ class ArtifactCache:
             self._bump(misses=1)
             return None
         try:
-            st = os.fstat(fd)
             actual = atomic.hash_fd(fd)
         finally:
             os.close(fd)

@@ -16,26 +16,39 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from simpler_build.cache._record import Record
 from simpler_build.cache.errors import SourceError
 from simpler_build.cache.fingerprint import fingerprint_bytes, sha256_bytes
 from simpler_build.elf import header_problem
 from simpler_build.files import read_regular
 from simpler_build.manifest import ROLES, Manifest, ManifestError, load_manifest
 
+TYPE_CHECKING = False  # `cache fetch` starts here: no typing or dataclasses at import
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import Any, ClassVar
+
     from simpler_build.cache.store import ArtifactCache, CacheEntry
     from simpler_build.remote import RemoteStorage
 
 
-@dataclass(frozen=True)
-class Wanted:
+class Wanted(Record):
     """One binary a manifest names: what it must hash to, and where it may already be."""
 
+    _fields = (
+        "fingerprint",
+        "sha256",
+        "size",
+        "role",
+        "arch",
+        "runtime",
+        "build_id",
+        "manifest",
+        "beside",
+    )
+    __slots__ = _fields
     fingerprint: str
     sha256: str | None
     size: int
@@ -136,17 +149,31 @@ def unique(wanted: Iterable[Wanted]) -> list[Wanted]:
 # -- pull -------------------------------------------------------------------------------
 
 
-@dataclass
-class PullReport:
+class PullReport(Record):
     """What a pull did, per distinct object."""
 
-    present: list[Wanted] = field(default_factory=list)  # already in the local cache
-    pulled: list[Wanted] = field(default_factory=list)  # fetched, verified, cached
-    rejected: list[tuple[Wanted, str, str]] = field(default_factory=list)  # (w, url, why)
-    missing: list[Wanted] = field(default_factory=list)  # available nowhere
-    bytes_pulled: int = 0
-    remotes: list[str] = field(default_factory=list)
-    remote_errors: int = 0
+    _fields = (
+        "present",
+        "pulled",
+        "rejected",
+        "missing",
+        "bytes_pulled",
+        "remotes",
+        "remote_errors",
+    )
+    __slots__ = _fields
+    _defaults: ClassVar[dict[str, object]] = {"bytes_pulled": 0, "remote_errors": 0}
+    _factories: ClassVar[dict[str, Callable[[], object]]] = dict.fromkeys(
+        ("present", "pulled", "rejected", "missing", "remotes"), list
+    )
+    _frozen = False
+    present: list[Wanted]  # already in the local cache
+    pulled: list[Wanted]  # fetched, verified, cached
+    rejected: list[tuple[Wanted, str, str]]  # (w, url, why)
+    missing: list[Wanted]  # available nowhere
+    bytes_pulled: int
+    remotes: list[str]
+    remote_errors: int
 
     @property
     def complete(self) -> bool:
@@ -240,17 +267,29 @@ def pull(
 # -- push -------------------------------------------------------------------------------
 
 
-@dataclass
-class PushReport:
+class PushReport(Record):
     """What a push did, per remote and distinct object."""
 
-    pushed: list[tuple[str, Wanted]] = field(default_factory=list)
-    present: list[tuple[str, Wanted]] = field(default_factory=list)
-    too_large: list[tuple[str, Wanted]] = field(default_factory=list)
-    read_only: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)  # remotes that could not be written
-    unavailable: list[Wanted] = field(default_factory=list)  # no verified local copy
-    bytes_pushed: int = 0
+    _fields = (
+        "pushed",
+        "present",
+        "too_large",
+        "read_only",
+        "failed",
+        "unavailable",
+        "bytes_pushed",
+    )
+    __slots__ = _fields
+    _defaults: ClassVar[dict[str, object]] = {"bytes_pushed": 0}
+    _factories: ClassVar[dict[str, Callable[[], object]]] = dict.fromkeys(_fields[:6], list)
+    _frozen = False
+    pushed: list[tuple[str, Wanted]]
+    present: list[tuple[str, Wanted]]
+    too_large: list[tuple[str, Wanted]]
+    read_only: list[str]
+    failed: list[str]  # remotes that could not be written
+    unavailable: list[Wanted]  # no verified local copy
+    bytes_pushed: int
 
     def to_json(self) -> dict[str, Any]:
         def pairs(items: list[tuple[str, Wanted]]) -> list[dict[str, Any]]:

@@ -10,11 +10,9 @@ no re-hash of the cached bytes -- which keeps `simpler-build cache warm` fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from simpler_build.cache._record import Record
 from simpler_build.cache.errors import FingerprintMismatch, SourceError
 from simpler_build.cache.fingerprint import fingerprint_file
 from simpler_build.files import NotRegularFile
@@ -27,14 +25,19 @@ from simpler_build.manifest import (
     load_manifest,
 )
 
+TYPE_CHECKING = False  # no typing, no dataclasses: this module is on warm's start-up path
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any, ClassVar
+
     from simpler_build.cache.store import ArtifactCache
 
 
-@dataclass(frozen=True)
-class WarmTask:
+class WarmTask(Record):
     """One checked binary of a manifest, ready to put."""
 
+    _fields = ("manifest", "role", "fingerprint")
+    __slots__ = _fields
     manifest: Manifest
     role: str
     fingerprint: str
@@ -44,15 +47,19 @@ class WarmTask:
         return self.manifest.binaries[self.role].path
 
 
-@dataclass(frozen=True)
-class WarmItem:
+class WarmItem(Record):
+    """One binary `warm` put or found: where it came from and where it is cached."""
+
+    _fields = ("manifest", "arch", "runtime", "fingerprint", "source", "cache_path", "role")
+    __slots__ = _fields
+    _defaults: ClassVar[dict[str, object]] = {"role": "inner_so"}
     manifest: Path
     arch: str
     runtime: str
     fingerprint: str
     source: Path
     cache_path: Path
-    role: str = "inner_so"
+    role: str
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,12 +73,15 @@ class WarmItem:
         }
 
 
-@dataclass
-class WarmReport:
+class WarmReport(Record):
     """What `warm` put (`added`) and what was already cached (`present`)."""
 
-    added: list[WarmItem] = field(default_factory=list)
-    present: list[WarmItem] = field(default_factory=list)
+    _fields = ("added", "present")
+    __slots__ = _fields
+    _factories: ClassVar[dict[str, Callable[[], object]]] = {"added": list, "present": list}
+    _frozen = False
+    added: list[WarmItem]
+    present: list[WarmItem]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -181,15 +191,19 @@ def apply(
     for task in tasks:
         m = task.manifest
         record = m.binaries[task.role]
-        entry = cache.put(
-            record.path,
-            arch=m.arch,
-            runtime=None if task.role == "dispatcher" else m.runtime,
-            build_id=record.build_id,
-            fingerprint=task.fingerprint,
-            role=task.role,
-            sha256=record.sha256,
-        )
+        runtime = None if task.role == "dispatcher" else m.runtime
+        wanted = {
+            "arch": m.arch,
+            "runtime": runtime,
+            "build_id": record.build_id,
+            "role": task.role,
+            "sha256": record.sha256,
+        }
+        # Already cached with this metadata: put would only re-check the source that
+        # plan just checked; on a warm cache this is the whole of apply.
+        entry = cache._complete(task.fingerprint, wanted)
+        if entry is None:
+            entry = cache.put(record.path, fingerprint=task.fingerprint, **wanted)
         item = WarmItem(
             m.path, m.arch, m.runtime, entry.fingerprint, record.path, entry.path, task.role
         )

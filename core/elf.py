@@ -12,9 +12,11 @@ import struct
 import sys
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
 
+TYPE_CHECKING = False  # on the warm and runtime start-up paths: no typing import
 if TYPE_CHECKING:
+    from typing import Any, BinaryIO
+
     from elftools.elf.elffile import ELFFile
 
 ELF_MAGIC = b"\x7fELF"
@@ -36,9 +38,13 @@ _EI_DATA = {1: "little-endian", 2: "big-endian"}
 @cache
 def host_elf_ident() -> tuple[int, int, int]:
     """(EI_CLASS, EI_DATA, e_machine) of this interpreter: what the simulated device dlopens."""
-    from simpler_build.files import read_regular
+    from simpler_build.files import open_regular
 
-    head = read_regular(os.path.realpath(sys.executable))[:20]
+    fd = open_regular(os.path.realpath(sys.executable))
+    try:
+        head = os.pread(fd, 20, 0)  # the identification and e_machine, not the whole binary
+    finally:
+        os.close(fd)
     cls, data = head[4], head[5]
     (machine,) = struct.unpack("<H" if data == 1 else ">H", head[18:20])
     return cls, data, machine

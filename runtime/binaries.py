@@ -11,25 +11,28 @@ is not an ELF shared object and a manifest of another arch -- each with a
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
 
 from simpler_build.cache.fingerprint import fingerprint_file
-from simpler_build.files import NotRegularFile, open_regular
+from simpler_build.files import NotRegularFile, open_regular_stat
 from simpler_build.manifest import ROLES, ManifestError, load_manifest
 
 from .sim.profiles import PROFILES
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from simpler_build.cache.store import ArtifactCache
     from simpler_build.remote import RemoteStorage
 
 ELF_MAGIC = b"\x7fELF"
+#: e_type names, as `readelf -h` prints them.
+_ET_NAMES = {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
+#: Per EI_CLASS: header size and the struct layout of e_type .. e_shstrndx.
+_LAYOUT = {1: (52, "HHIIIIIHHHHHH"), 2: (64, "HHIQQQIHHHHHH")}
 
 
 class BinaryError(ValueError):
@@ -41,31 +44,61 @@ class BinaryError(ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
+def elf_problem(head: bytes, size: int) -> str | None:
+    """Why a file of `size` bytes starting with `head` (its first 64 bytes or all of it)
+    is not an ELF shared object, or None.
+
+    The header is read with `struct`, not pyelftools (whose import is most
+    of a new process's first-run cost): the identification, e_type, and that
+    the program and section header tables the header points at lie within
+    the file, which is what "truncated or malformed" means here.
+    """
+    if not head:
+        return "is an empty file"
+    if head[:4] != ELF_MAGIC:
+        return f"is not an ELF file (starts with {head[:4]!r})"
+    if len(head) < 6 or head[4] not in _LAYOUT or head[5] not in (1, 2):
+        return "is a truncated or malformed ELF: bad identification (class or byte order)"
+    header_size, fields = _LAYOUT[head[4]]
+    if len(head) < header_size:
+        return f"is a truncated or malformed ELF: {len(head)} bytes, shorter than its header"
+    order = "<" if head[5] == 1 else ">"
+    (e_type, _machine, _version, _entry, phoff, shoff, _flags, _ehsize, phentsize, phnum,
+     shentsize, shnum, _shstrndx) = struct.unpack_from(order + fields, head, 16)  # fmt: skip
+    for what, off, count, entsize in (
+        ("program", phoff, phnum, phentsize),
+        ("section", shoff, shnum, shentsize),
+    ):
+        if count and off + count * entsize > size:
+            return f"is a truncated or malformed ELF: its {what} headers end past the file"
+    if e_type != 3:
+        name = _ET_NAMES.get(e_type, str(e_type))
+        return f"is an ELF {name}, not a shared object (ET_DYN)"
+    return None
+
+
 def check_elf(path: Path, role: str) -> None:
     """Raise BinaryError unless `path` is a readable, non-empty ELF shared object.
 
-    Opened through `open_regular`, so a FIFO or device given to `from_paths`
+    Opened through `open_regular_stat`, so a FIFO or device given to `from_paths`
     is refused by name instead of blocking the caller forever.
     """
     try:
-        with os.fdopen(open_regular(path), "rb") as f:
-            head = f.read(len(ELF_MAGIC))
-            if not head:
-                raise BinaryError(path, f"{role} is an empty file")
-            if head != ELF_MAGIC:
-                raise BinaryError(path, f"{role} is not an ELF file (starts with {head!r})")
-            f.seek(0)
-            elf_type = ELFFile(f).header["e_type"]
+        fd, st = open_regular_stat(path)
+        try:
+            size = st.st_size
+            head = os.pread(fd, 64, 0)
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         raise BinaryError(path, f"{role} does not exist") from None
     except NotRegularFile as exc:
         raise BinaryError(path, f"{role} {exc.strerror}") from None
     except OSError as exc:
         raise BinaryError(path, f"{role} cannot be read: {exc.strerror}") from None
-    except ELFError as exc:
-        raise BinaryError(path, f"{role} is a truncated or malformed ELF: {exc}") from None
-    if elf_type != "ET_DYN":
-        raise BinaryError(path, f"{role} is an ELF {elf_type}, not a shared object (ET_DYN)")
+    problem = elf_problem(head, size)
+    if problem is not None:
+        raise BinaryError(path, f"{role} {problem}")
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,8 @@ TC = "tests/scons/test_build_toolchain.py::"
 WHEEL = (
     "tests/packaging/test_wheel.py::test_wheel_installs_builds_warms_and_runs_away_from_the_checkout",
 )
+LEAN = "tests/cache/test_lean_imports.py::"
+MPATHS = "tests/cache/test_manifest_paths.py::"
 
 DURABLE = (CI + "test_put_writes_fsyncs_renames_then_fsyncs_the_directory",)
 MEMO_MTIME = (CI + "test_memo_hits_an_unchanged_file_and_follows_a_same_size_rewrite",)
@@ -234,6 +236,51 @@ MUTANTS: tuple[Mutant, ...] = (
         (CP + "test_a_waiter_that_wins_an_unlinked_lock_file_takes_the_new_one",),
         "a waiter that wins the flock of an unlinked lock file retries on the new one",
     ),
+    # -- issue 9: lean entry points ---------------------------------------------------
+    m(
+        "warm-imports-dataclasses",
+        "cache/warm.py",
+        "from simpler_build.cache._record import Record\n",
+        "from dataclasses import dataclass  # noqa: F401\n\n"
+        "from simpler_build.cache._record import Record\n",
+        (LEAN + "test_cli_commands_load_nothing_heavy_from_the_read_path",),
+        "the modules of `cache warm`'s read path import no dataclasses/typing machinery",
+    ),
+    m(
+        "binaries-import-pyelftools",
+        "runtime/binaries.py",
+        "import struct\n",
+        "import struct\n\nimport elftools.elf.elffile  # noqa: F401\n",
+        (LEAN + "test_runtime_import_and_binaries_load_no_pyelftools",),
+        "the runtime's import path reads ELF headers with struct, never loading pyelftools",
+    ),
+    m(
+        "binaries-ignore-truncated-tables",
+        "runtime/binaries.py",
+        "        if count and off + count * entsize > size:\n",
+        "        if False:\n",
+        ("tests/runtime/test_elf_header.py::test_damaged_headers_are_named",),
+        "a runtime binary whose header tables end past the file is refused as truncated",
+    ),
+    m(
+        "manifest-symlink-check-skipped",
+        "core/manifest.py",
+        "            seen[path] = link = stat.S_ISLNK(os.lstat(path).st_mode)\n",
+        "            seen[path] = link = not os.lstat(path)\n",
+        (
+            MPATHS + "test_a_symlinked_directory_below_the_tree_that_leaves_it_is_refused",
+            MPATHS + "test_the_runtime_directory_itself_a_symlink_out_is_refused",
+        ),
+        "a manifest path never leaves its tree through a symlink (lstat fast path)",
+    ),
+    m(
+        "record-not-frozen",
+        "cache/_record.py",
+        "    _frozen: ClassVar[bool] = True\n",
+        "    _frozen: ClassVar[bool] = False\n",
+        ("tests/cache/test_records.py::test_frozen_records_refuse_assignment_and_hash_by_value",),
+        "the records the cache hands out (entries, manifests) are immutable, like the dataclasses",
+    ),
     m(
         "counters-fork-double-counts",
         "cache/counters.py",
@@ -294,16 +341,16 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "fingerprint-accepts-upper-case",
         "cache/fingerprint.py",
-        'all(c in "0123456789abcdef" for c in text)',
-        'all(c in "0123456789abcdefABCDEF" for c in text)',
+        'not text.strip("0123456789abcdef")',
+        'not text.strip("0123456789abcdefABCDEF")',
         MANIFEST_FP,
         "a fingerprint is 16 lowercase hex digits",
     ),
     m(
         "fingerprint-any-length",
         "cache/fingerprint.py",
-        "    return len(text) == FINGERPRINT_HEX_DIGITS and all(",
-        "    return all(",
+        "    return len(text) == FINGERPRINT_HEX_DIGITS and not text.strip(",
+        "    return not text.strip(",
         MANIFEST_FP,
         "a fingerprint is exactly 16 hex digits",
     ),

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""First run in a new process: import the runtime, load a manifest, prepare and run once.
+
+    python bench/first_run_bench.py [--build-dir build] [--arch a5] [--runs 9] [--json]
+
+Issue 9's row "first run in a new process", next to its floor measured in
+the same run: a process that only does `import numpy`, which the runtime
+needs anyway.  Each figure is the wall time of a whole fresh interpreter,
+started the same way (`python -c`), median of --runs, the two kinds
+interleaved so a change in machine load hits both.  The child also reports
+how long its imports took and whether pyelftools was loaded.
+
+The device filesystem (SIMPLER_SIM_ROOT) is a temp dir that a first,
+untimed run fills, so the timed runs are what a user's second and later
+processes see; SIMPLER_CACHE_DIR is a temp dir too.  Bytecode is cached
+(the package is compiled first), as for an installed package.  Without a
+build under --build-dir, the project is built into a temp dir with SCons.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+_CHILD = r"""
+import sys, time
+t0 = time.perf_counter()
+import numpy as np
+from simpler_build.runtime import DeviceRunner, RuntimeBinaries
+from simpler_build.runtime.samples import chain_graph, chain_reference
+t1 = time.perf_counter()
+n = 4096
+rng = np.random.default_rng(0)
+a, b, c = (rng.standard_normal(n).astype(np.float32) for _ in range(3))
+bins = RuntimeBinaries.from_manifest(sys.argv[1], arch=sys.argv[2])
+with DeviceRunner(bins) as runner:
+    (out,) = runner.prepare(chain_graph(n))(a, b, c)
+assert np.allclose(out, chain_reference(a, b, c), rtol=1e-6)
+t2 = time.perf_counter()
+print(t1 - t0, t2 - t1, int(any(m.startswith("elftools") for m in sys.modules)))
+"""
+
+
+def _wall(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    return time.perf_counter() - t0, out
+
+
+def _manifest(build_dir: Path, arch: str, runtime: str, tmp: Path, env: dict[str, str]) -> Path:
+    manifest = build_dir / "lib" / arch / runtime / "runtime_binaries.json"
+    if manifest.is_file():
+        return manifest
+    built = tmp / "build"
+    subprocess.run(
+        [sys.executable, "-m", "SCons", "-Q", "-j2", f"arch={arch}", f"build_dir={built}"],
+        cwd=REPO,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return built / "lib" / arch / runtime / "runtime_binaries.json"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--build-dir", type=Path, default=REPO / "build")
+    parser.add_argument("--arch", default="a5", choices=["a2a3", "a5"])
+    parser.add_argument("--runtime", default="host_build_graph")
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+
+    import compileall
+
+    import simpler_build
+    import simpler_build.cache
+    import simpler_build.runtime
+
+    for pkg in (simpler_build, simpler_build.cache, simpler_build.runtime):
+        for directory in pkg.__path__:
+            compileall.compile_dir(directory, quiet=1)
+
+    with tempfile.TemporaryDirectory(prefix="simpler-first-run-") as tmp:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["SIMPLER_CACHE_DIR"] = str(Path(tmp) / "cache")
+        env["SIMPLER_SIM_ROOT"] = str(Path(tmp) / "sim")
+        manifest = _manifest(args.build_dir, args.arch, args.runtime, Path(tmp), env)
+        run = [sys.executable, "-c", _CHILD, str(manifest), args.arch]
+        floor_cmd = [sys.executable, "-c", "import numpy"]
+        _wall(run, env)  # installs the inner SO on the simulated device; not timed
+        _wall(floor_cmd, env)
+        walls, floors, imports, work, elftools = [], [], [], [], set()
+        for _ in range(args.runs):
+            wall, out = _wall(run, env)
+            imp, rest, elf = out.split()
+            walls.append(wall)
+            imports.append(float(imp))
+            work.append(float(rest))
+            elftools.add(bool(int(elf)))
+            floors.append(_wall(floor_cmd, env)[0])
+
+    wall, floor = statistics.median(walls), statistics.median(floors)
+    result = {
+        "arch": args.arch,
+        "runtime": args.runtime,
+        "runs": args.runs,
+        "first_run_ms": wall * 1e3,
+        "imports_ms": statistics.median(imports) * 1e3,
+        "load_prepare_run_ms": statistics.median(work) * 1e3,
+        "floor_import_numpy_ms": floor * 1e3,
+        "ratio": wall / floor,
+        "pyelftools_loaded": any(elftools),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print(
+            f"first run, new process {wall * 1e3:6.1f} ms (imports {result['imports_ms']:.1f} ms,"
+            f" load + prepare + run {result['load_prepare_run_ms']:.1f} ms) | floor"
+            f" `import numpy` {floor * 1e3:6.1f} ms | {wall / floor:4.2f}x (median of {args.runs};"
+            f" pyelftools loaded: {'yes' if any(elftools) else 'no'})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
