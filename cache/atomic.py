@@ -36,8 +36,46 @@ def _write_chunk(fd: int, chunk: memoryview) -> None:
 
 
 def _open_temp(path: Path) -> int:
-    """Create a temp file exclusively.  A seam like _write_chunk: tests inject EACCES here."""
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
+    """Create a temp file exclusively and lock it.  A seam like _write_chunk: tests inject
+    EACCES here."""
+    return open_locked_temp(path, 0o600)
+
+
+def open_locked_temp(path: str | Path, mode: int = 0o644) -> int:
+    """Create `path` exclusively and hold an exclusive flock on it until the descriptor closes.
+
+    cache/FORMAT.md "Temp files": a writer keeps its temp file locked from creation
+    until after the rename, so gc can tell a dead writer's leftover (lock free) from
+    a live one's (lock held) at once, without waiting out the age grace.
+    """
+    import fcntl
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, mode)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    return fd
+
+
+def writer_gone(path: str | Path) -> bool:
+    """True when nobody holds the flock of temp file `path` (its writer died or finished)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | _O_NOFOLLOW | _O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
@@ -133,9 +171,9 @@ def publish(final: Path, temp_name: str, fill: Callable[[int], None], mode: int)
             fill(fd)
             os.fsync(fd)
             os.fchmod(fd, mode)
+            os.replace(temp, final)  # still locked: gc never takes a live writer's temp file
         finally:
             os.close(fd)
-        os.replace(temp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
@@ -152,10 +190,12 @@ __all__ = [
     "CHUNK",
     "fsync_dir",
     "hash_fd",
+    "open_locked_temp",
     "open_nofollow",
     "open_nofollow_stat",
     "publish",
     "publish_bytes",
     "read_nofollow",
     "write_all",
+    "writer_gone",
 ]

@@ -203,19 +203,19 @@ def set_value(root: Path, key: str, value: str | None) -> None:
 
 
 def _replace(path: Path, text: str) -> None:
-    from simpler_build.cache.atomic import fsync_dir
+    from simpler_build.cache.atomic import fsync_dir, open_locked_temp
     from simpler_build.cache.layout import TEMP_PREFIX
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f"{TEMP_PREFIX}{CONFIG_NAME}-{os.getpid()}-{os.urandom(6).hex()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        fd = open_locked_temp(tmp)  # locked until renamed: gc can tell a dead writer's
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
+                os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)

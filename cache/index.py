@@ -167,13 +167,15 @@ class StatIndex:
     def _rewrite(self) -> None:
         data = "".join(_line(k, fp) for k, fp in self._used.items()).encode("ascii")
         tmp = os.path.join(self.root, f".tmp-statindex-{os.getpid()}-{os.urandom(6).hex()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o644)
+        from simpler_build.cache.atomic import open_locked_temp
+
+        fd = open_locked_temp(tmp)  # locked until renamed: gc can tell a dead writer's
         try:
             try:
                 os.write(fd, data)
+                os.rename(tmp, self.path)
             finally:
                 os.close(fd)
-            os.rename(tmp, self.path)
         except OSError:
             with suppress(OSError):
                 os.unlink(tmp)

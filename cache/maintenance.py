@@ -45,6 +45,8 @@ from simpler_build.files import kind_of
 if TYPE_CHECKING:
     from simpler_build.cache.store import ArtifactCache, CacheEntry
 
+#: A root temp file whose flock is free is a dead writer's once it is older than this.
+LOCKED_TEMP_MIN_AGE = 1.0
 #: A temp file whose writer still holds the entry lock is removed only after this long.
 DEFAULT_GRACE_SECONDS = 3600.0
 #: Quarantined objects are kept this long for inspection, then gc removes them.
@@ -742,10 +744,17 @@ def _sweep_root_temps(cache: ArtifactCache, grace: float, report: GcReport) -> N
     The root belongs to other layers too, so only files are removed there; a
     directory with a temp name is not the store's and is reported instead.
     """
+    from simpler_build.cache.atomic import writer_gone
+
     now = time.time()
     for item in _listdir(cache.root, report):
         path = Path(item.path)
-        if not item.name.startswith(TEMP_PREFIX) or _age(path, now) <= grace:
+        if not item.name.startswith(TEMP_PREFIX):
+            continue
+        age = _age(path, now)
+        # A live writer holds its temp file's flock until the rename (atomic.open_locked_temp);
+        # the second of age covers the instant between its create and its lock.
+        if age <= grace and not (age > LOCKED_TEMP_MIN_AGE and writer_gone(path)):
             continue
         with _guard(report, path):
             if item.is_dir(follow_symlinks=False):

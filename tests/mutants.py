@@ -144,6 +144,20 @@ KILLED = (RR + "test_a_process_killed_mid_bootstrap_leaves_nothing_the_next_one_
 LIVE_DISPATCHER = (RR + "test_a_live_writers_temp_file_is_left_alone_until_it_dies",)
 
 MUTANTS: tuple[Mutant, ...] = (
+    Mutant(
+        "root-temp-lock-ignored",
+        "cache/maintenance.py",
+        (("(age > LOCKED_TEMP_MIN_AGE and writer_gone(path))", "(False)"),),
+        (CK + "test_gc_sweeps_a_killed_writers_root_temp_file_at_once_and_keeps_a_live_ones",),
+        "gc leaves a killed writer's root temp file until the hour's grace is over",
+    ),
+    Mutant(
+        "temp-file-not-locked",
+        "cache/atomic.py",
+        (("        fcntl.flock(fd, fcntl.LOCK_EX)\n", "        pass\n"),),
+        (CK + "test_gc_sweeps_a_killed_writers_root_temp_file_at_once_and_keeps_a_live_ones",),
+        "a live writer's root temp file looks dead to gc",
+    ),
     # -- cache/atomic.py: temp file, fsync, rename, fsync of the directory ---------------
     m(
         "atomic-no-file-fsync",
@@ -168,8 +182,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "cache/atomic.py",
         (
             (
-                "        os.replace(temp, final)\n",
-                "        fsync_dir(directory)\n        os.replace(temp, final)\n",
+                "            os.replace(temp, final)",
+                "            fsync_dir(directory)\n            os.replace(temp, final)",
             ),
             ("        raise\n    fsync_dir(directory)\n", "        raise\n"),
         ),

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from cache_helpers import PAUSED_WRITER, run_env, temp_files
@@ -86,3 +87,42 @@ def test_gc_removes_unrecognised_temp_files_only_after_grace(cache: ArtifactCach
     old = odd.stat().st_mtime - 7200
     os.utime(odd, (old, old))
     assert cache.gc().temp_removed == [odd]
+
+
+_HOLD_TEMP = """
+import sys, time
+from simpler_build.cache.atomic import open_locked_temp
+fd = open_locked_temp(sys.argv[1])
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def _writer_of(path: Path) -> subprocess.Popen[str]:
+    """A real process that created `path` as a root temp file and holds its lock."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_TEMP, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    old = time.time() - 5  # past the one second that covers create-then-lock
+    os.utime(path, (old, old))
+    return proc
+
+
+def test_gc_sweeps_a_killed_writers_root_temp_file_at_once_and_keeps_a_live_ones(
+    tmp_path: Path,
+) -> None:
+    cache = ArtifactCache(tmp_path / "c")
+    cache.put(b"an entry")  # creates the tree
+    dead, live = tmp_path / "c" / ".tmp-tag-1-aaaa.tag", tmp_path / "c" / ".tmp-tag-2-bbbb.tag"
+    killed, running = _writer_of(dead), _writer_of(live)
+    try:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=30)
+        report = cache.gc()  # the default grace: an hour
+        assert dead in report.temp_removed and not dead.exists()
+        assert live.exists() and live not in report.temp_removed
+    finally:
+        running.kill()
+        running.wait(timeout=30)
+    assert cache.gc().temp_removed == [live]
