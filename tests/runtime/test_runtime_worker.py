@@ -202,6 +202,26 @@ def test_bad_input_raises_what_the_in_process_runner_raises(
     )
 
 
+def test_runtime_errors_cross_the_process_boundary_whole() -> None:
+    """Errors whose __init__ takes several arguments (so pickle fails) keep class and fields."""
+    import pickle
+
+    from simpler_build.runtime import DeviceUnusableError, KernelExecError, Status
+    from simpler_build.runtime.worker import _decode, _encode
+
+    fault = sim.CannError(507018, "rtsLaunchCpuKernel", "the exec returned 3")
+    for exc in (KernelExecError("g", Status.BAD_KERNEL, 1), DeviceUnusableError(2, fault)):
+        with pytest.raises(TypeError):
+            pickle.loads(pickle.dumps(exc))
+        back = _decode(pickle.loads(pickle.dumps(_encode(exc))))
+        assert type(back) is type(exc) and str(back) == str(exc)
+        assert {k: str(v) for k, v in vars(back).items()} == {
+            k: str(v) for k, v in vars(exc).items()
+        }
+    back = _decode(pickle.loads(pickle.dumps(_encode(DeviceUnusableError(2, fault)))))
+    assert isinstance(back.fault, sim.CannError) and back.fault.code == 507018
+
+
 def test_worker_options_are_checked_and_only_with_isolate(
     load_bins: Callable[..., RuntimeBinaries],
 ) -> None:
