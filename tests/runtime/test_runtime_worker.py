@@ -352,3 +352,27 @@ def test_several_programs_each_with_both_runtimes_on_one_device(
     manifests = [str(runtime_lib / "a2a3" / rt) for rt in RUNTIMES]
     results = run_processes([(two_runtimes_program, (manifests, seed)) for seed in range(2)])
     assert results == [[True, True]] * 2
+
+
+def test_a_worker_whose_parent_is_killed_exits_on_its_own(runtime_lib: Path) -> None:
+    import multiprocessing as mp
+    import time
+
+    from tests.runtime.worker_programs import report_worker_then_wait
+
+    ctx = mp.get_context("spawn")
+    pids = ctx.Queue()
+    parent = ctx.Process(
+        target=report_worker_then_wait, args=(str(runtime_lib / "a2a3" / RUNTIMES[0]), pids)
+    )
+    parent.start()
+    try:
+        worker = pids.get(timeout=HANG_BOUND)
+        assert alive(worker)
+    finally:
+        parent.kill()
+        parent.join(HANG_BOUND)
+    deadline = time.monotonic() + HANG_BOUND  # a hang guard, not a timing claim
+    while alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(worker), "the worker outlived its killed parent"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def two_runtimes_program(manifests: list[str], seed: int) -> list[bool]:
     """One program with an isolated runner per runtime on device 0: is each result correct?"""
@@ -26,3 +28,16 @@ def two_runtimes_program(manifests: list[str], seed: int) -> list[bool]:
         for r in runners:
             r.finalize()
     return ok
+
+
+def report_worker_then_wait(manifest: str, pids: Any) -> None:
+    """Start an isolated runner, report its worker's pid, then wait to be killed."""
+    import time
+
+    from simpler_build.runtime import DeviceRunner, RuntimeBinaries
+    from simpler_build.runtime.samples import vector_add_graph
+
+    runner = DeviceRunner(RuntimeBinaries.from_manifest(manifest), isolate=True)
+    runner.prepare(vector_add_graph(16))
+    pids.put(runner.pid)
+    time.sleep(3600)
