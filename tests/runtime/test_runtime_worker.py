@@ -239,6 +239,32 @@ def test_worker_options_are_checked_and_only_with_isolate(
     assert sim.get_device(0) is None
 
 
+def test_threads_sharing_one_isolated_runner_each_get_their_own_results(
+    load_bins: Callable[..., RuntimeBinaries],
+) -> None:
+    """Calls from several threads are serialised on the worker; no call sees another's data."""
+    with DeviceRunner(load_bins("a5", "aicpu_build_graph"), isolate=True) as runner:
+        graphs = [runner.prepare(chain_graph(N, s=float(k), name=f"g{k}")) for k in range(2)]
+        failures: list[str] = []
+
+        def hammer(t: int) -> None:
+            for i in range(15):
+                k = (t + i) % 2
+                a, b, c = chain_inputs(100 * t + i)
+                (out,) = graphs[k](a, b, c)
+                if not np.allclose(out, chain_reference(a, b, c, float(k)), rtol=1e-6):
+                    failures.append(f"thread {t} call {i}")
+
+        threads = [threading.Thread(target=hammer, args=(t,)) for t in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(HANG_BOUND)
+        assert not any(t.is_alive() for t in threads)
+        assert failures == []
+        assert runner.stats["runs"] == 4 * 15
+
+
 @pytest.mark.parametrize("when", ["between_runs", "during_runs"])
 def test_a_killed_worker_is_a_clear_error_not_a_hang(
     when: str, load_bins: Callable[..., RuntimeBinaries]
