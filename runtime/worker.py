@@ -30,7 +30,7 @@ import threading
 import time
 import warnings
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing import reduction
 from typing import Any
 
@@ -217,7 +217,6 @@ class WorkerPrepared:
     released: bool = False
     num_edges: int = -1
     last_threads: int = 0
-    _views: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __call__(self, *inputs: Any, **named: Any) -> tuple[np.ndarray, ...]:
         return self.runner.run(self, *inputs, **named)
