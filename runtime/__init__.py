@@ -4,6 +4,9 @@ bins = RuntimeBinaries.from_manifest("build/lib/a5/host_build_graph", arch="a5")
 with DeviceRunner(bins) as runner:
     prepared = runner.prepare(graph)      # device buffers + task array, once
     (out,) = runner.run(prepared, a, b)   # as many times as you like
+
+DeviceRunner(bins, device_id=0, isolate=True) is a WorkerRunner: the same
+interface, served from a worker process (one runtime per process on a device).
 """
 
 from . import _requires  # noqa: F401  (first: names the extra a missing module is in)
@@ -13,6 +16,7 @@ from .binaries import BinaryError, RuntimeBinaries
 from .graph import Buffer, Graph, TaskSpec
 from .runner import DeviceRunner, DeviceUnusableError, KernelExecError, PreparedGraph
 from .sim.errors import CannError
+from .worker import WorkerDiedError, WorkerError, WorkerPrepared, WorkerRunner, WorkerTimeoutError
 
 __all__ = [
     "BinaryError",
@@ -28,4 +32,9 @@ __all__ = [
     "RuntimeBinaries",
     "Status",
     "TaskSpec",
+    "WorkerDiedError",
+    "WorkerError",
+    "WorkerPrepared",
+    "WorkerRunner",
+    "WorkerTimeoutError",
 ]

@@ -212,7 +212,24 @@ class DeviceRunner:
     `aicpu_threads` is how many of the exec launch's threads schedule tasks
     ([1, 4] on a2a3, [1, 7] on a5; default all of them); `op_timeout` (seconds)
     bounds every launch on the runner's stream (default: the simulator's).
+    `isolate=True` builds a `worker.WorkerRunner` instead: the same interface,
+    served by a runner in a worker process of its own (one inner SO per process).
     """
+
+    def __new__(
+        cls,
+        bins: RuntimeBinaries,
+        device_id: int = 0,
+        hbm_bytes: int | None = None,
+        *,
+        isolate: bool = False,
+        **options: Any,
+    ) -> Any:
+        if isolate:
+            from .worker import WorkerRunner
+
+            return WorkerRunner(bins, device_id, hbm_bytes, **options)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -222,6 +239,7 @@ class DeviceRunner:
         *,
         aicpu_threads: int | None = None,
         op_timeout: float | None = None,
+        isolate: bool = False,
     ) -> None:
         self.bins = bins
         self.device_id = device_id

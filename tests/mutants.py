@@ -113,6 +113,7 @@ CF = "tests/cache/test_config.py::"
 CH = "tests/cache/test_cli_habits.py::"
 CR = "tests/cache/test_cli_root_bound.py::"
 TC = "tests/scons/test_build_toolchain.py::"
+RW = "tests/runtime/test_runtime_worker.py::"
 WHEEL = (
     "tests/packaging/test_wheel.py::test_wheel_installs_builds_warms_and_runs_away_from_the_checkout",
 )
@@ -1198,6 +1199,39 @@ MUTANTS: tuple[Mutant, ...] = (
         "return build_dir",
         ("tests/scons/test_build_incremental.py::test_mode_change_rebuilds",),
         "mode=debug and mode=release get separate output trees",
+    ),
+    # -- runtime/worker.py: worker processes (issue 11) --------------------------------------
+    m(
+        "worker-errors-lose-their-class",
+        "runtime/worker.py",
+        "    if not (isinstance(cls, type) and issubclass(cls, BaseException)):\n",
+        "    if True:\n",
+        (RW + "test_bad_input_raises_what_the_in_process_runner_raises",),
+        "an isolated runner raises the in-process runner's exceptions, with their message",
+    ),
+    m(
+        "worker-death-not-named",
+        "runtime/worker.py",
+        '            how = f"was killed by {self.signal}"\n',
+        '            how = "stopped"\n',
+        (RW + "test_a_killed_worker_is_a_clear_error_not_a_hang",),
+        "a killed worker is an error naming its pid, device and signal",
+    ),
+    m(
+        "worker-exit-keeps-shared-memory",
+        "runtime/worker.py",
+        "                self._process.stop(EXIT_TIMEOUT)\n",
+        "                pass\n",
+        (RW + "test_exit_stops_the_worker_and_frees_shared_memory_even_when_the_body_raises",),
+        "finalize()/context exit unmaps every shared-memory region, even when the body raised",
+    ),
+    m(
+        "worker-waits-forever",
+        "runtime/worker.py",
+        "            if left <= 0:\n",
+        "            if left <= 0 and False:\n",
+        (RW + "test_an_unresponsive_worker_times_out_and_is_killed",),
+        "a worker that stops answering is killed after reply_timeout: no hang",
     ),
 )
 
