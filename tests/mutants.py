@@ -529,8 +529,8 @@ MUTANTS: tuple[Mutant, ...] = (
                 "tmp = path",
             ),
             (
-                "os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC",
-                "os.O_WRONLY | os.O_CREAT | os.O_TRUNC",
+                "fd = open_locked_temp(tmp)",
+                "fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)",
             ),
         ),
         (CF + "test_concurrent_writers_and_readers_never_see_a_torn_file",),
