@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from simpler_build.cache.errors import CacheError
+from simpler_build.errors import SimplerError
 
 PROG = "simpler-build cache"
 #: Version of every `--json` object's layout (docs/json.md); bumped when a key changes meaning.
@@ -31,7 +32,7 @@ SCHEMA_VERSION = 1
 PROGRESS_MIN_ENTRIES = 16
 
 
-class UsageError(Exception):
+class UsageError(SimplerError):
     """A bad command line, raised by `Parser.error` instead of exiting (so --json can report it)."""
 
     def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
