@@ -173,7 +173,7 @@ def _name(p: Path, data: dict[str, Any], key: str, default: str | None = None) -
     """arch / runtime / mode: short names, since they end up in commands and paths."""
     if default is not None and key not in data:
         return default
-    value = _require(p, data, key, str)
+    value: str = _require(p, data, key, str)
     if not _NAME_RE.match(value):
         raise ManifestError(p, f"{key} {value[:80]!r} is not a name (letters, digits, _.+-)")
     return value

@@ -51,6 +51,7 @@ COPY_IGNORE = shutil.ignore_patterns(
     "__pycache__",
     ".pytest_cache",
     ".ruff_cache",
+    ".mypy_cache",
     "*.egg-info",
 )
 #: The scratch copy's import root: holds only the `simpler_build` link (see scratch_copy).
@@ -576,7 +577,7 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "stats-zero-keeps-the-counts",
         "cache/counters.py",
-        "        counts = dict.fromkeys(COUNTER_NAMES, 0)\n        counts.update(",
+        "        counts: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)\n        counts.update(",
         "        counts = self.read()\n        counts.update(",
         (CH + "test_stats_zero_and_timestamps",),
         "stats --zero resets every counter and stamps stats_zeroed_timestamp",
