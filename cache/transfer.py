@@ -15,9 +15,9 @@ error, and that is the caller's to raise.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
+from simpler_build import log
 from simpler_build.cache._record import Record
 from simpler_build.cache.errors import SourceError
 from simpler_build.cache.fingerprint import fingerprint_bytes, sha256_bytes
@@ -222,6 +222,7 @@ def pull(
     for w in unique(wanted):
         if skip_present and cache.contains(w.fingerprint):
             report.present.append(w)
+            log.debug(__name__, "%s: already in the local cache", w.label())
         else:
             need.append(w)
     errors_before = sum(r.errors for r in remotes)
@@ -241,14 +242,12 @@ def pull(
                 if problem is not None:
                     rejected += 1
                     report.rejected.append((want, remote.url, problem))
-                    print(
-                        f"simpler-build: refused {want.label()} from {remote.url}: {problem}",
-                        file=sys.stderr,
-                    )
+                    log.warn(__name__, f"refused {want.label()} from {remote.url}: {problem}")
                     continue
                 want.put_into(cache, obj.data, sha256_bytes(obj.data))
                 del by_fp[fp]
                 report.pulled.append(want)
+                log.info(__name__, "pulled %s from %s", want.label(), remote.url)
                 report.bytes_pulled += len(obj.data)
         need = list(by_fp.values())
     report.missing = need

@@ -119,6 +119,8 @@ WHEEL = (
 )
 LEAN = "tests/cache/test_lean_imports.py::"
 MPATHS = "tests/cache/test_manifest_paths.py::"
+ERR = "tests/test_errors.py::"
+LOG = "tests/test_logging.py::"
 
 DURABLE = (CI + "test_put_writes_fsyncs_renames_then_fsyncs_the_directory",)
 MEMO_MTIME = (CI + "test_memo_hits_an_unchanged_file_and_follows_a_same_size_rewrite",)
@@ -1185,6 +1187,62 @@ MUTANTS: tuple[Mutant, ...] = (
         "return build_dir",
         ("tests/scons/test_build_incremental.py::test_mode_change_rebuilds",),
         "mode=debug and mode=release get separate output trees",
+    ),
+    # -- issue 12: one exception base, a silent and lazy logger hierarchy ----------------
+    m(
+        "cache-error-not-a-simpler-error",
+        "cache/errors.py",
+        "class CacheError(SimplerError):",
+        "class CacheError(Exception):",
+        (ERR + "test_each_is_a_simpler_error_and_keeps_its_builtin",),
+        "every public exception is a SimplerError (catchable by the one base)",
+    ),
+    m(
+        "manifest-error-loses-its-builtin",
+        "core/manifest.py",
+        "class ManifestError(SimplerError, ValueError):",
+        "class ManifestError(SimplerError):",
+        (
+            ERR + "test_each_is_a_simpler_error_and_keeps_its_builtin",
+            ERR + "test_a_bad_manifest_is_a_simpler_error_and_a_value_error",
+        ),
+        "each exception stays catchable as the builtin it was before SimplerError",
+    ),
+    m(
+        "log-debug-loads-logging",
+        "core/log.py",
+        '(see the module doc)."""\n    if "logging" in sys.modules:\n'
+        "        get_logger(name).debug(",
+        '(see the module doc)."""\n    if True:\n        get_logger(name).debug(',
+        (LOG + "test_the_read_path_never_imports_logging",),
+        "debug logging never imports logging on the cache read path",
+    ),
+    m(
+        "log-no-null-handler",
+        "core/log.py",
+        "            root.addHandler(logging.NullHandler())\n",
+        "            pass\n",
+        (
+            LOG + "test_silent_by_default_with_logging_loaded",
+            LOG + "test_a_remote_warning_prints_once_without_logging",
+        ),
+        "the package logger is silent by default (a NullHandler, no last-resort output)",
+    ),
+    m(
+        "log-warning-printed-twice",
+        "core/log.py",
+        "    if not _shown(logger, logging.WARNING):\n",
+        "    if True:\n",
+        (LOG + "test_a_remote_warning_prints_once_through_a_configured_handler",),
+        "a remote warning prints exactly once, through a handler or on stderr",
+    ),
+    m(
+        "resolve-hit-not-logged",
+        "cache/resolve.py",
+        '            outcome = "hit" if path is not None else "miss"\n',
+        '            outcome = "miss"\n',
+        (LOG + "test_cache_decisions_are_logged_at_debug",),
+        "cache hits and misses are logged at DEBUG",
     ),
 )
 
