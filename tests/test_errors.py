@@ -192,3 +192,11 @@ def test_a_bad_command_line_is_a_simpler_error() -> None:
     with pytest.raises(SimplerError) as caught:
         build_parser().parse_args(["no-such-command"])
     assert isinstance(caught.value, UsageError)
+
+
+def test_readme_lists_every_exception_class() -> None:
+    """README.md "Errors" names each class, so the table a user reads is the real one."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.partition("\n## Errors\n")[2].partition("\n## ")[0]
+    missing = [q for q in BUILTIN_OF if f"`{q.rpartition('.')[2]}`" not in section]
+    assert missing == []
