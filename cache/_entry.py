@@ -114,7 +114,7 @@ class CacheStats(Record):
         "stats_zeroed_timestamp",
     )
     __slots__ = _fields
-    _defaults: ClassVar[dict[str, object]] = dict.fromkeys(_fields[3:], 0) | {"max_bytes": None}
+    _defaults: ClassVar[dict[str, object]] = {**dict.fromkeys(_fields[3:], 0), "max_bytes": None}
     root: Path
     entries: int
     bytes: int

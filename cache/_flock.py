@@ -27,6 +27,8 @@ import stat
 import threading
 import time
 
+from simpler_build.errors import SimplerError
+
 _FLAGS = (
     os.O_RDWR
     | os.O_CREAT
@@ -37,7 +39,7 @@ _FLAGS = (
 _BUSY = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES)
 
 
-class LockTimeout(Exception):
+class LockTimeout(SimplerError):
     """The lock was still held by someone else when the timeout ran out."""
 
 

@@ -54,9 +54,9 @@ class Record:
         object.__delattr__(self, key)
 
     def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
+        if other.__class__ is not self.__class__ or not isinstance(other, Record):
             return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
+        return self._values() == other._values()
 
     def __hash__(self) -> int:
         if not self._frozen:
@@ -101,16 +101,16 @@ def _compile_init(cls: type[Record]) -> Callable[..., None]:
             params.append(field)
             body.append(f"    _set(self, {field!r}, {field})")
     source = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body or ["    pass"])
-    namespace = {
+    namespace: dict[str, Any] = {
         "_set": object.__setattr__,
         "_defaults": cls._defaults,
         "_factories": cls._factories,
         "_MISSING": _MISSING,
     }
     exec(compile(source, f"<{cls.__qualname__}.__init__>", "exec"), namespace)
-    init = namespace["__init__"]
+    init: Callable[..., None] = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
-    cls.__init__ = init  # type: ignore[misc]
+    cls.__init__ = init  # type: ignore[method-assign]  # generated once, as @dataclass does
     return init
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from simpler_build.cache.errors import CacheError
+from simpler_build.errors import SimplerError
 
 PROG = "simpler-build cache"
 #: Version of every `--json` object's layout (docs/json.md); bumped when a key changes meaning.
@@ -31,7 +32,7 @@ SCHEMA_VERSION = 1
 PROGRESS_MIN_ENTRIES = 16
 
 
-class UsageError(Exception):
+class UsageError(SimplerError):
     """A bad command line, raised by `Parser.error` instead of exiting (so --json can report it)."""
 
     def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
@@ -83,7 +84,7 @@ def add_verbosity(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "--verbose",
         action="count",
         default=argparse.SUPPRESS if suppress else 0,
-        help="a line per item (e.g. per binary warm adds)",
+        help="a line per item (e.g. per binary warm adds); -vv adds the log at INFO, -vvv at DEBUG",
     )
     group.add_argument(
         "-q",
@@ -722,6 +723,11 @@ def run(args: argparse.Namespace, json_mode: bool) -> int:
     from simpler_build.remote.errors import RemoteConfigError
 
     out = _Out(args)
+    verbosity = int(getattr(args, "verbose", 0) or 0)
+    if verbosity > 1:  # -v is a line per item; beyond it, the simpler_build log on stderr
+        from simpler_build.log import enable_stderr
+
+        enable_stderr(verbosity - 1)
     try:
         cache = ArtifactCache(args.cache_dir)
         out.root = cache.root

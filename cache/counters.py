@@ -71,7 +71,7 @@ def _require_regular(path: Path, fd: int) -> None:
 def _decode(raw: bytes) -> dict[str, int]:
     """Counters and timestamps from file bytes; unreadable content (a torn update after a
     crash) counts as 0."""
-    counts = dict.fromkeys(COUNTER_NAMES + TIMESTAMP_NAMES, 0)
+    counts: dict[str, int] = dict.fromkeys(COUNTER_NAMES + TIMESTAMP_NAMES, 0)
     try:
         data = json.loads(raw) if raw.strip() else {}
     except (ValueError, UnicodeDecodeError):
@@ -231,7 +231,7 @@ class Counters:
         """
         _take(self._key)
         now = int(time.time())
-        counts = dict.fromkeys(COUNTER_NAMES, 0)
+        counts: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
         counts.update(stats_updated_timestamp=now, stats_zeroed_timestamp=now)
         flags = os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK
         try:

@@ -11,8 +11,10 @@ import errno
 import os
 from pathlib import Path
 
+from simpler_build.errors import SimplerError
 
-class CacheError(Exception):
+
+class CacheError(SimplerError):
     """Base of every cache error: a path and what is wrong with it."""
 
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:

@@ -24,6 +24,10 @@ import xxhash
 
 from simpler_build.files import open_regular, open_regular_stat, reused_buffer
 
+TYPE_CHECKING = False  # on the read path: no typing import
+if TYPE_CHECKING:
+    from simpler_build.cache.index import StatIndex
+
 FINGERPRINT_HEX_DIGITS = 16
 _CHUNK = 1 << 20
 #: Below this, a read into a reused buffer beats a mapping (whose set-up and
@@ -38,7 +42,7 @@ _memo: dict[_MemoKey, str] = {}
 _memo_lock = threading.Lock()
 _memo_stats = {"hits": 0, "misses": 0}
 #: The persistent stat index consulted on a memo miss (None: hash every miss).
-_index = None
+_index: StatIndex | None = None
 
 
 def fingerprint_bytes(data: bytes | bytearray | memoryview) -> str:
@@ -74,10 +78,10 @@ def _hash_open_file(fd: int, size: int) -> str:
             pass
         os.lseek(fd, 0, os.SEEK_SET)
     buf = reused_buffer(_buffers, size + 1, _MMAP_MIN)
-    view = memoryview(buf)
+    window = memoryview(buf)
     hasher = xxhash.xxh3_64()
     while n := os.readv(fd, [buf]):  # until EOF: a file that grew is hashed whole
-        hasher.update(view[:n])
+        hasher.update(window[:n])
     return hasher.hexdigest()
 
 
@@ -121,7 +125,7 @@ def fingerprint_file(path: str | os.PathLike[str]) -> str:
     return digest
 
 
-def use_index(index: object | None) -> object | None:
+def use_index(index: StatIndex | None) -> StatIndex | None:
     """Consult `index` (a cache.index.StatIndex, or None) on memo misses; returns the
     previous one so a caller can restore it."""
     global _index

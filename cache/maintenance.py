@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from simpler_build import log
 from simpler_build.cache import atomic
 from simpler_build.cache.errors import CacheError, CacheRootError, UnsafePathError
 from simpler_build.cache.fingerprint import is_fingerprint
@@ -89,6 +90,7 @@ class _Findings:
 
     def note(self, path: Path, reason: str, action: str, moved_to: Path | None = None) -> None:
         self.findings.append(Finding(Path(path), reason, action, moved_to))
+        log.info(__name__, "%s %s: %s", action, path, reason)
 
     def _of(self, action: str) -> list[Finding]:
         return [f for f in self.findings if f.action == action]
@@ -503,6 +505,8 @@ def _verify_one(
         _heal_lock_path(cache, fp, report)
         bad.quarantined_to = cache._quarantine(fp, st, bad.problem)
         bad.repaired = bad.quarantined_to is not None
+        if bad.quarantined_to is not None:
+            log.info(__name__, "quarantined %s to %s: %s", fp, bad.quarantined_to, bad.problem)
         if bad.repaired:
             cache._bump(corruptions=1)
     report.corrupt.append(bad)
@@ -595,6 +599,7 @@ def evict(
                 if removed:
                     total -= entry.size
                     evicted.append(entry)
+                    log.debug(__name__, "evicted %s (%d bytes)", entry.fingerprint, entry.size)
                 elif os.path.lexists(entry.path):
                     notes.note(entry.path, "not evicted: its entry lock is held", SKIPPED)
     if evicted:
@@ -865,6 +870,7 @@ def _evict_root(cache: ArtifactCache, max_bytes: int, report: GcReport, store: b
                         total -= item.size
                         report.scons_evicted.append(item.path)
                         report.bytes_scons_evicted += item.size
+                        log.debug(__name__, "evicted SCons entry %s", item.path)
                     elif outcome == parts.BUSY:
                         report.note(item.path, "not evicted: a build is pushing to it", SKIPPED)
                 continue
@@ -877,6 +883,7 @@ def _evict_root(cache: ArtifactCache, max_bytes: int, report: GcReport, store: b
                 if removed:
                     total -= item.size + (meta.st_size if meta is not None else 0)
                     evicted.append(item)
+                    log.debug(__name__, "evicted %s (%d bytes)", item.fingerprint, item.size)
                 elif os.path.lexists(item.path):
                     report.note(item.path, "not evicted: its entry lock is held", SKIPPED)
     report.evicted.extend(evicted)

@@ -121,7 +121,7 @@ def usage(root: Path) -> RootUsage:
     """Every byte under `root`, by part (anything unaccounted for is `other`)."""
     base = root / f"v{FORMAT_VERSION}"
     sc = scons_dir(root)
-    parts = dict.fromkeys(PART_NAMES, (0, 0))
+    parts: dict[str, tuple[int, int]] = dict.fromkeys(PART_NAMES, (0, 0))
     parts["store_quarantine"] = _tree(base / "quarantine")
     store = _tree(base)
     parts["store"] = (

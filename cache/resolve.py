@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from simpler_build import log
 from simpler_build.cache.errors import BinaryUnavailable
 from simpler_build.cache.fingerprint import fingerprint_file
 from simpler_build.cache.transfer import Wanted, pull, wanted_of
@@ -67,8 +68,12 @@ def resolve(
     why: dict[str, str] = {}
     for w in wanted_of(manifest):
         path, why[w.role] = _beside(w)
-        if path is None:
+        if path is not None:
+            log.debug(__name__, "%s: beside the manifest", w.label())
+        else:
             path = cache.get(w.fingerprint)
+            outcome = "hit" if path is not None else "miss"
+            log.debug(__name__, "%s: cache %s (%s)", w.label(), outcome, why[w.role])
         if path is None:
             pending.append(w)
         else:
@@ -91,6 +96,7 @@ def resolve(
                     f"{w.role} {w.fingerprint} ({w.beside.name}) is available nowhere: "
                     f"{where}; run {fill_hint(manifest)}",
                 )
+            log.debug(__name__, "%s: pulled from a remote", w.label())
             out[w.role] = path
     return out
 

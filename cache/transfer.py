@@ -15,9 +15,9 @@ error, and that is the caller's to raise.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
+from simpler_build import log
 from simpler_build.cache._record import Record
 from simpler_build.cache.errors import SourceError
 from simpler_build.cache.fingerprint import fingerprint_bytes, sha256_bytes
@@ -118,7 +118,7 @@ def collect_manifests(sources: Iterable[str | os.PathLike[str]]) -> list[Manifes
     from simpler_build.cache.warm import collect_manifests as find
 
     out = []
-    for path in find(sources):
+    for path in find([Path(source) for source in sources]):
         try:
             out.append(load_manifest(path))
         except ManifestError as exc:
@@ -199,10 +199,10 @@ def check_pulled(w: Wanted, data: bytes, meta: dict[str, Any] | None) -> str | N
     if w.sha256 is not None:
         expected, source = w.sha256, f"the manifest {w.manifest}"
     else:
-        expected = meta.get("sha256") if isinstance(meta, dict) else None
-        source = "the server's metadata (schema-1 manifest: trusting the server)"
-        if not isinstance(expected, str):
+        claimed = meta.get("sha256") if isinstance(meta, dict) else None
+        if not isinstance(claimed, str):
             return "no SHA-256 to check against (schema-1 manifest and no server metadata)"
+        expected, source = claimed, "the server's metadata (schema-1 manifest: trusting the server)"
     actual_sha = sha256_bytes(data)
     if actual_sha != expected:
         return f"SHA-256 {actual_sha} does not match {expected} from {source}"
@@ -222,6 +222,7 @@ def pull(
     for w in unique(wanted):
         if skip_present and cache.contains(w.fingerprint):
             report.present.append(w)
+            log.debug(__name__, "%s: already in the local cache", w.label())
         else:
             need.append(w)
     errors_before = sum(r.errors for r in remotes)
@@ -234,21 +235,19 @@ def pull(
         unsigned = {fp for fp, w in by_fp.items() if w.sha256 is None}
         for got in remote.iter_get(list(by_fp), sizes, meta_for=unsigned):
             for fp, obj in got.items():
-                w = by_fp.get(fp)
-                if w is None:
+                want = by_fp.get(fp)
+                if want is None:
                     continue
-                problem = check_pulled(w, obj.data, obj.meta)
+                problem = check_pulled(want, obj.data, obj.meta)
                 if problem is not None:
                     rejected += 1
-                    report.rejected.append((w, remote.url, problem))
-                    print(
-                        f"simpler-build: refused {w.label()} from {remote.url}: {problem}",
-                        file=sys.stderr,
-                    )
+                    report.rejected.append((want, remote.url, problem))
+                    log.warn(__name__, f"refused {want.label()} from {remote.url}: {problem}")
                     continue
-                w.put_into(cache, obj.data, sha256_bytes(obj.data))
+                want.put_into(cache, obj.data, sha256_bytes(obj.data))
                 del by_fp[fp]
-                report.pulled.append(w)
+                report.pulled.append(want)
+                log.info(__name__, "pulled %s from %s", want.label(), remote.url)
                 report.bytes_pulled += len(obj.data)
         need = list(by_fp.values())
     report.missing = need

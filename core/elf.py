@@ -13,6 +13,8 @@ import sys
 from functools import cache
 from pathlib import Path
 
+from simpler_build.errors import SimplerError
+
 TYPE_CHECKING = False  # on the warm and runtime start-up paths: no typing import
 if TYPE_CHECKING:
     from typing import Any, BinaryIO
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 ELF_MAGIC = b"\x7fELF"
 
 
-class NotAnElfError(ValueError):
+class NotAnElfError(SimplerError, ValueError):
     """A file that should be an ELF binary is not one."""
 
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:

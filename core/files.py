@@ -13,6 +13,8 @@ import errno
 import os
 import stat
 
+from simpler_build.errors import SimplerError
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import threading
@@ -39,7 +41,7 @@ def kind_of(mode: int) -> str:
     return "not a regular file"
 
 
-class NotRegularFile(OSError):
+class NotRegularFile(SimplerError, OSError):
     """The path exists but is a FIFO, device, socket or directory, not a regular file."""
 
     def __init__(self, path: str | os.PathLike[str], mode: int) -> None:
@@ -47,7 +49,7 @@ class NotRegularFile(OSError):
         super().__init__(errno.EINVAL, f"is {self.kind}, not a regular file", os.fspath(path))
 
 
-class FileTooLarge(OSError):
+class FileTooLarge(SimplerError, OSError):
     """A file larger than the caller will read into memory (a manifest of gigabytes)."""
 
     def __init__(self, path: str | os.PathLike[str], size: int, limit: int) -> None:

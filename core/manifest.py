@@ -16,6 +16,7 @@ from pathlib import Path
 
 from simpler_build.cache._record import Record
 from simpler_build.cache.fingerprint import is_fingerprint
+from simpler_build.errors import SimplerError
 from simpler_build.files import FileTooLarge, NotRegularFile, read_regular
 
 TYPE_CHECKING = False  # `cache warm` reads manifests: no typing/dataclasses at start-up
@@ -32,7 +33,7 @@ SUPPORTED_SCHEMAS = (1, 2)
 ROLES = ("dispatcher", "inner_so", "aicore")
 
 
-class ManifestError(ValueError):
+class ManifestError(SimplerError, ValueError):
     """A manifest that is missing, does not parse or does not match the schema."""
 
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
@@ -172,7 +173,7 @@ def _name(p: Path, data: dict[str, Any], key: str, default: str | None = None) -
     """arch / runtime / mode: short names, since they end up in commands and paths."""
     if default is not None and key not in data:
         return default
-    value = _require(p, data, key, str)
+    value: str = _require(p, data, key, str)
     if not _NAME_RE.match(value):
         raise ManifestError(p, f"{key} {value[:80]!r} is not a name (letters, digits, _.+-)")
     return value

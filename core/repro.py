@@ -110,7 +110,7 @@ def compare(lib_a: Path, lib_b: Path) -> tuple[list[str], list[dict[str, Any]]]:
         {p.relative_to(lib_a).as_posix() for p in lib_a.rglob("*") if p.is_file()}
         | {p.relative_to(lib_b).as_posix() for p in lib_b.rglob("*") if p.is_file()}
     )
-    diffs = []
+    diffs: list[dict[str, Any]] = []
     for name in names:
         a, b = lib_a / name, lib_b / name
         if not (a.is_file() and b.is_file()):
@@ -126,7 +126,7 @@ def compare(lib_a: Path, lib_b: Path) -> tuple[list[str], list[dict[str, Any]]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog=PROG, description=(__doc__ or PROG).splitlines()[0])
     p.add_argument("--arch", choices=("a2a3", "a5", "all"), default="all")
     p.add_argument("--mode", choices=("release", "debug"), default="release")
     p.add_argument("--source", type=Path, help="checkout to check (default: this one)")

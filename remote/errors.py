@@ -7,8 +7,10 @@ down, slow or broken is a warning (docs/architecture.md "Remote tier"), reported
 
 from __future__ import annotations
 
+from simpler_build.errors import SimplerError
 
-class RemoteConfigError(ValueError):
+
+class RemoteConfigError(SimplerError, ValueError):
     """A remote storage URL (or one of its attributes) that cannot be used.
 
     Renders as ``<where>: <problem>``, where `where` names the setting it

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import threading
 import time
 from collections.abc import Container, Iterable, Iterator, Sequence
 from contextlib import suppress
 from typing import Any
 
+from simpler_build import log
 from simpler_build.remote.config import RemoteSpec
 
 KEY_PREFIX = "simpler:v1:"
@@ -48,12 +48,13 @@ def meta_key(fingerprint: str) -> str:
 
 
 def warn_once(key: str, message: str) -> None:
-    """Print `message` on stderr the first time `key` is seen in this process."""
+    """Warn (simpler_build.log.warn: logged, printed unless a handler shows it) the first
+    time `key` is seen in this process."""
     with _warned_lock:
         if key in _warned:
             return
         _warned.add(key)
-    print(f"simpler-build: warning: {message}", file=sys.stderr, flush=True)
+    log.warn(__name__, message)
 
 
 def reset_warnings() -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from simpler_build.cache.fingerprint import fingerprint_file
+from simpler_build.errors import SimplerError
 from simpler_build.files import NotRegularFile, open_regular_stat
 from simpler_build.manifest import ROLES, ManifestError, load_manifest
 
@@ -35,7 +36,7 @@ _ET_NAMES = {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
 _LAYOUT = {1: (52, "HHIIIIIHHHHHH"), 2: (64, "HHIQQQIHHHHHH")}
 
 
-class BinaryError(ValueError):
+class BinaryError(SimplerError, ValueError):
     """A runtime binary that is missing, not an ELF shared object, or not what the manifest says."""
 
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from simpler_build.cache.fingerprint import fingerprint_bytes
+from simpler_build.errors import DeviceError
 from simpler_build.files import read_regular
 
 from . import sim
@@ -64,7 +65,7 @@ D2H = sim.MemcpyKind.DEVICE_TO_HOST
 HOST_DEPS_RUNTIMES = frozenset({"host_build_graph"})
 
 
-class KernelExecError(RuntimeError):
+class KernelExecError(DeviceError):
     """simpler_aicpu_exec reported a failure in its device-side state (status, failing task)."""
 
     def __init__(self, graph: str, status: int, failed_task: int) -> None:
@@ -78,7 +79,7 @@ class KernelExecError(RuntimeError):
         super().__init__(f"graph {graph!r} failed on the AICPU: {label}{where}")
 
 
-class DeviceUnusableError(RuntimeError):
+class DeviceUnusableError(DeviceError):
     """The runner's device faulted; `fault` is the first fault. finalize() and start over."""
 
     def __init__(self, device_id: int, fault: sim.CannError) -> None:

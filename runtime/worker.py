@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from simpler_build.errors import DeviceError
+
 from ._shm import Region
 from .binaries import RuntimeBinaries
 from .graph import Graph
@@ -50,7 +52,7 @@ REPLY_TIMEOUT = 300.0
 EXIT_TIMEOUT = 10.0
 
 
-class WorkerError(RuntimeError):
+class WorkerError(DeviceError):
     """The worker process of a WorkerRunner is gone or unresponsive; the runner is unusable."""
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up, lint, run the whole test suite, then the curated mutants (CI runs exactly this).
+# Set up, lint, type-check, run the whole test suite, then the curated mutants (CI runs exactly this).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
@@ -7,6 +7,8 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 ruff check .
 ruff format --check .
+# mypy --strict over the package (pyproject.toml [tool.mypy]; mypy is pinned in the test extra).
+python scripts/typecheck.py
 pytest -q "$@"
 # The curated mutants (tests/mutants.py): every deliberate bug in a promise of
 # docs/architecture.md must be caught by its paired tests.

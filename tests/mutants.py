@@ -51,6 +51,7 @@ COPY_IGNORE = shutil.ignore_patterns(
     "__pycache__",
     ".pytest_cache",
     ".ruff_cache",
+    ".mypy_cache",
     "*.egg-info",
 )
 #: The scratch copy's import root: holds only the `simpler_build` link (see scratch_copy).
@@ -119,6 +120,8 @@ WHEEL = (
 )
 LEAN = "tests/cache/test_lean_imports.py::"
 MPATHS = "tests/cache/test_manifest_paths.py::"
+ERR = "tests/test_errors.py::"
+LOG = "tests/test_logging.py::"
 
 DURABLE = (CI + "test_put_writes_fsyncs_renames_then_fsyncs_the_directory",)
 MEMO_MTIME = (CI + "test_memo_hits_an_unchanged_file_and_follows_a_same_size_rewrite",)
@@ -591,7 +594,7 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "stats-zero-keeps-the-counts",
         "cache/counters.py",
-        "        counts = dict.fromkeys(COUNTER_NAMES, 0)\n        counts.update(",
+        "        counts: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)\n        counts.update(",
         "        counts = self.read()\n        counts.update(",
         (CH + "test_stats_zero_and_timestamps",),
         "stats --zero resets every counter and stamps stats_zeroed_timestamp",
@@ -1232,6 +1235,62 @@ MUTANTS: tuple[Mutant, ...] = (
         "            if left <= 0 and False:\n",
         (RW + "test_an_unresponsive_worker_times_out_and_is_killed",),
         "a worker that stops answering is killed after reply_timeout: no hang",
+    ),
+    # -- issue 12: one exception base, a silent and lazy logger hierarchy ----------------
+    m(
+        "cache-error-not-a-simpler-error",
+        "cache/errors.py",
+        "class CacheError(SimplerError):",
+        "class CacheError(Exception):",
+        (ERR + "test_each_is_a_simpler_error_and_keeps_its_builtin",),
+        "every public exception is a SimplerError (catchable by the one base)",
+    ),
+    m(
+        "manifest-error-loses-its-builtin",
+        "core/manifest.py",
+        "class ManifestError(SimplerError, ValueError):",
+        "class ManifestError(SimplerError):",
+        (
+            ERR + "test_each_is_a_simpler_error_and_keeps_its_builtin",
+            ERR + "test_a_bad_manifest_is_a_simpler_error_and_a_value_error",
+        ),
+        "each exception stays catchable as the builtin it was before SimplerError",
+    ),
+    m(
+        "log-debug-loads-logging",
+        "core/log.py",
+        '(see the module doc)."""\n    if "logging" in sys.modules:\n'
+        "        get_logger(name).debug(",
+        '(see the module doc)."""\n    if True:\n        get_logger(name).debug(',
+        (LOG + "test_the_read_path_never_imports_logging",),
+        "debug logging never imports logging on the cache read path",
+    ),
+    m(
+        "log-no-null-handler",
+        "core/log.py",
+        "            root.addHandler(logging.NullHandler())\n",
+        "            pass\n",
+        (
+            LOG + "test_silent_by_default_with_logging_loaded",
+            LOG + "test_a_remote_warning_prints_once_without_logging",
+        ),
+        "the package logger is silent by default (a NullHandler, no last-resort output)",
+    ),
+    m(
+        "log-warning-printed-twice",
+        "core/log.py",
+        "    if not _shown(logger, logging.WARNING):\n",
+        "    if True:\n",
+        (LOG + "test_a_remote_warning_prints_once_through_a_configured_handler",),
+        "a remote warning prints exactly once, through a handler or on stderr",
+    ),
+    m(
+        "resolve-hit-not-logged",
+        "cache/resolve.py",
+        '            outcome = "hit" if path is not None else "miss"\n',
+        '            outcome = "miss"\n',
+        (LOG + "test_cache_decisions_are_logged_at_debug",),
+        "cache hits and misses are logged at DEBUG",
     ),
 )
 

@@ -6,6 +6,8 @@ real device's; the one simulation extension is marked.
 
 from __future__ import annotations
 
+from simpler_build.errors import DeviceError
+
 ACL_ERROR_RT_PARAM_INVALID = 107000
 ACL_ERROR_RT_INVALID_DEVICEID = 107001
 ACL_ERROR_RT_FILE_OPEN = 107009  # unreadable / missing file
@@ -32,7 +34,7 @@ def error_name(code: int) -> str:
     return _NAMES.get(code, "UNKNOWN")
 
 
-class CannError(RuntimeError):
+class CannError(DeviceError):
     """A failed runtime call: `.code` is the CANN error code, `.call` the rt* call name."""
 
     def __init__(self, code: int, call: str, detail: str) -> None:
