@@ -8,7 +8,7 @@ with DeviceRunner(bins) as runner:
 
 from . import _requires  # noqa: F401  (first: names the extra a missing module is in)
 from .abi import KernelId, Status
-from .aicpu_op import LoadAicpuOp
+from .aicpu_op import InnerSoLatchError, LoadAicpuOp
 from .binaries import BinaryError, RuntimeBinaries
 from .graph import Buffer, Graph, TaskSpec
 from .runner import DeviceRunner, DeviceUnusableError, KernelExecError, PreparedGraph
@@ -21,6 +21,7 @@ __all__ = [
     "DeviceRunner",
     "DeviceUnusableError",
     "Graph",
+    "InnerSoLatchError",
     "KernelExecError",
     "KernelId",
     "LoadAicpuOp",
