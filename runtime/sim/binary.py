@@ -86,21 +86,25 @@ class _Mapping:
         data = os.pread(self.fd, size, 0) if size else b""
         return len(data) == size and fingerprint_bytes(data) == self.fingerprint
 
-    def guard(self, fn: ctypes._CFuncPtr) -> Callable[[int, object], int]:
+    def guard(self, fn: ctypes._CFuncPtr) -> Callable[[int, ctypes._Pointer], int]:
         """`fn` as a launch thread runs it: pages rewritten before or during the call fault."""
 
-        def run(args: int, launch: object) -> int:
+        def fault(launch: ctypes._Pointer, why: str) -> int:
+            # The exception kills the whole op: its other threads see the abort word.
+            self.fault = why
+            ctypes.c_uint32.from_address(launch.contents.abort).value = 1
+            return MAPPING_FAULT
+
+        def run(args: int, launch: ctypes._Pointer) -> int:
             stamp = self._stamp()
             if stamp != self.stamp:
                 # Rewritten since loaded: the page cache refills from the file's bytes now.
                 if not self._same_bytes():
-                    self.fault = f"{self.path} was rewritten in place: its code is torn"
-                    return MAPPING_FAULT
+                    return fault(launch, f"{self.path} was rewritten in place: its code is torn")
                 self.stamp = stamp
             rc = fn(args, launch)
             if self._stamp() != self.stamp:
-                self.fault = f"{self.path} was rewritten in place under a running kernel"
-                return MAPPING_FAULT
+                return fault(launch, f"{self.path} was rewritten in place under a running kernel")
             return rc
 
         return run
@@ -229,7 +233,7 @@ class FuncHandle:
     binary: BinHandle
     name: str
     addr: int
-    fn: Callable[[int, object], int]  # built once: launches only call it
+    fn: Callable[[int, ctypes._Pointer], int]  # built once: launches only call it
 
 
 def _parse(json_path: Path, call: str) -> dict[str, tuple[str, str]]:
