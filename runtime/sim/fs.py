@@ -18,20 +18,16 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import re
 import stat
 import weakref
 from pathlib import Path
 from types import TracebackType
 
-from simpler_build.cache.paths import APP_NAME
+from simpler_build.device import DISPATCHER_TEMP, INSTALLED_SO, SIM_ROOT_ENV, sim_root
 from simpler_build.files import NotRegularFile, kind_of
 
-SIM_ROOT_ENV = "SIMPLER_SIM_ROOT"
-#: dispatcher.cpp atomic_install: `<preinstall>/simpler_inner_<fp>_<dev>.so.tmp.XXXXXX` (mkstemp).
-DISPATCHER_TEMP = re.compile(r"^simpler_inner_[0-9a-f]{16}(?:_[0-9]+)?\.so\.tmp\.[A-Za-z0-9]{6}$")
-#: An installed inner SO: `simpler_inner_<fp>_<dev>.so`, or the legacy content-only name.
-INSTALLED_SO = re.compile(r"^simpler_inner_([0-9a-f]{16})(?:_([0-9]+))?\.so$")
+__all__ = ["DISPATCHER_TEMP", "INSTALLED_SO", "SIM_ROOT_ENV", "sim_root"]
+
 #: Switch to the content-only name and in-place write #890 replaced; its regression test only.
 LEGACY_NAME_ENV = "SIMPLER_SIM_LEGACY_PREINSTALL_NAME"
 
@@ -46,20 +42,6 @@ def installed_name(fingerprint: str, device_id: int, legacy: bool = False) -> st
     if legacy:
         return f"simpler_inner_{fingerprint}.so"
     return f"simpler_inner_{fingerprint}_{device_id}.so"
-
-
-def sim_root() -> Path:
-    """Root of every simulated device's filesystem (read at call time, so tests can redirect).
-
-    `SIMPLER_SIM_ROOT`, else the platform's user state directory: a device's state is
-    not a cache, so it stays out of the cache root that CI saves and `gc` bounds.
-    """
-    env = os.environ.get(SIM_ROOT_ENV)
-    if env:
-        return Path(env).expanduser().absolute()
-    import platformdirs
-
-    return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False)) / "sim"
 
 
 def device_dir(device_id: int) -> Path:
