@@ -951,7 +951,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "preinstall-name-without-device",
         "dispatcher/dispatcher.cpp",
         "    int n = legacy ? std::snprintf(",
-        "    int n = (legacy || device_id == device_id) ? std::snprintf(",
+        "    int n = (legacy || cap > 0) ? std::snprintf(",
         (SI + "test_init_preinstalls_inner_so_under_its_fingerprint",),
         "the preinstalled inner SO's name carries the device id (#890)",
     ),
