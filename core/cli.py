@@ -22,6 +22,7 @@ commands:
   cache stats | gc | ...   inspect and bound the cache (simpler-build cache -h)
   cache config [KEY [VAL]] settings such as max_size (5Gi by default; 0 = unlimited)
   build [NAME=VALUE ...]   build the binaries with SCons (simpler-build build -h)
+  device gc                clean a simulated device's preinstall directory
   repro-check              build twice in different places and compare the outputs
 
 Every command takes --json (docs/json.md). See README.md, docs/ci.md.
@@ -47,6 +48,15 @@ def build_parser() -> cache_cli.Parser:
         description="Manage the artifact cache (cache/FORMAT.md).",
     )
     cache_cli.configure(cache)
+    device = sub.add_parser(
+        "device",
+        help="the simulated device: gc its preinstall directory",
+        description="Maintain the simulated devices' filesystems (docs/simulated-device.md).",
+    )
+    device.set_defaults(_parser=device)
+    from simpler_build.device import configure as configure_device
+
+    configure_device(device, cache_cli.Parser)
     build = sub.add_parser(
         "build",
         help="build the runtime binaries from this install's sources with SCons",
@@ -85,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         return cache_cli.usage_error(exc, json_mode)
     except SystemExit as exc:  # --help, --version
         return int(exc.code or 0)
+    if args.area == "device":
+        from simpler_build.device import run as run_device
+
+        return run_device(args, json_mode)
     return cache_cli.run(args, json_mode)
 
 

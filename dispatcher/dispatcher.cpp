@@ -4,9 +4,21 @@
  * The extend-kernels loader calls DynTileFwkBackendKernelServerInit once with
  * the inner runtime SO's bytes; the dispatcher fingerprints them (XXH3-64,
  * the same value the host computes in Python) and preinstalls them as
- * <preinstall_dir>/simpler_inner_<fp>.so.  The file appears atomically (temp
- * file + fsync + rename + directory fsync), so any number of processes may
- * bootstrap the same content at once and none ever sees a torn file.
+ * <preinstall_dir>/simpler_inner_<fp>_<device_id>.so (upstream #890: the two
+ * dies of an a2a3 chip share one filesystem, so the name carries the die).
+ * The file appears atomically (temp file + fsync + rename + directory fsync),
+ * so any number of processes may bootstrap at once and none ever sees a torn
+ * file.
+ *
+ * The legacy flag reproduces the writer #890 replaced, for its regression test
+ * only: the content-only name simpler_inner_<fp>.so, rewritten in place
+ * (truncate + write) at every Init, under whoever has it mapped.
+ *
+ * DynTileFwkBackendKernelServer is also the device-side probe
+ * (docs/architecture.md "The preinstall protocol"): with the probe flag it
+ * answers in DeviceArgs.probe_answer whether the named file is installed and
+ * intact.  Both non-Init entry points otherwise keep their upstream contract
+ * and return 0.
  *
  * Only the three entry points are exported (version script + hidden
  * visibility); everything else stays local.
@@ -33,10 +45,13 @@ constexpr int kOk = 0;
 constexpr int kFail = 1;
 constexpr size_t kPathMax = 4096;
 
-/* "simpler_inner_" + 16 hex digits + ".so" */
-int inner_path(char *out, size_t cap, const char *dir, uint64_t fp) {
-    int n = std::snprintf(out, cap, "%s/simpler_inner_%016llx.so", dir,
-                          static_cast<unsigned long long>(fp));
+/* "simpler_inner_" + 16 hex digits + "_" + device id + ".so" (legacy: no device id) */
+int inner_path(char *out, size_t cap, const char *dir, uint64_t fp, uint64_t device_id,
+               bool legacy) {
+    const auto hex = static_cast<unsigned long long>(fp);
+    int n = legacy ? std::snprintf(out, cap, "%s/simpler_inner_%016llx.so", dir, hex)
+                   : std::snprintf(out, cap, "%s/simpler_inner_%016llx_%llu.so", dir, hex,
+                                   static_cast<unsigned long long>(device_id));
     return (n > 0 && static_cast<size_t>(n) < cap) ? kOk : kFail;
 }
 
@@ -105,14 +120,23 @@ int atomic_install(const char *dir, const char *final_path, const uint8_t *data,
     return fsync_dir(dir);
 }
 
-const simpler::DeviceArgs *device_args_of(const void *kernel_args) {
+/* The pre-#890 write: in place, so a reader that has the file mapped sees it torn. */
+int legacy_install(const char *final_path, const uint8_t *data, size_t len) {
+    int fd = ::open(final_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0755);
+    if (fd < 0) return kFail;
+    bool ok = write_all(fd, data, len);
+    ok = (::close(fd) == 0) && ok;
+    return ok ? kOk : kFail;
+}
+
+simpler::DeviceArgs *device_args_of(void *kernel_args) {
     if (kernel_args == nullptr) return nullptr;
     const auto *ka = static_cast<const simpler::KernelArgs *>(kernel_args);
-    return reinterpret_cast<const simpler::DeviceArgs *>(static_cast<uintptr_t>(ka->device_args));
+    return reinterpret_cast<simpler::DeviceArgs *>(static_cast<uintptr_t>(ka->device_args));
 }
 
 /* Validates the bundle and yields its bytes, length, fingerprint and directory. */
-int read_bundle(const void *kernel_args, const uint8_t **data, size_t *len, uint64_t *fp,
+int read_bundle(void *kernel_args, const uint8_t **data, size_t *len, uint64_t *fp,
                 const char **dir) {
     const simpler::DeviceArgs *da = device_args_of(kernel_args);
     if (da == nullptr || da->inner_so_bin == 0 || da->inner_so_len == 0 || da->preinstall_dir == 0)
@@ -125,16 +149,22 @@ int read_bundle(const void *kernel_args, const uint8_t **data, size_t *len, uint
     return kOk;
 }
 
-/* Both kernel servers answer whether the bundle's inner SO is preinstalled intact. */
-int serve(const void *kernel_args) {
-    const uint8_t *data;
-    size_t len;
-    uint64_t fp;
-    const char *dir;
-    if (read_bundle(kernel_args, &data, &len, &fp, &dir) != kOk) return kFail;
+/*
+ * The kernel servers' upstream contract is to return 0.  A probe request (the
+ * probe flag, a fingerprint, a length and a directory, no bytes) is answered in
+ * probe_answer: installed and intact, or missing.  Anything else is left alone.
+ */
+int serve(void *kernel_args) {
+    simpler::DeviceArgs *da = device_args_of(kernel_args);
+    if (da == nullptr || (da->flags & simpler::kFlagProbe) == 0) return kOk;
+    const auto *dir = reinterpret_cast<const char *>(static_cast<uintptr_t>(da->preinstall_dir));
     char path[kPathMax];
-    if (inner_path(path, sizeof path, dir, fp) != kOk) return kFail;
-    return already_installed(path, fp, len) ? kOk : kFail;
+    bool installed = dir != nullptr && dir[0] != '\0' && da->inner_so_len != 0 &&
+                     inner_path(path, sizeof path, dir, da->inner_so_fp, da->device_id,
+                                (da->flags & simpler::kFlagLegacyName) != 0) == kOk &&
+                     already_installed(path, da->inner_so_fp, da->inner_so_len);
+    da->probe_answer = installed ? simpler::kProbeInstalled : simpler::kProbeMissing;
+    return kOk;
 }
 
 }  // namespace
@@ -150,8 +180,11 @@ SIMPLER_EXPORT int DynTileFwkBackendKernelServerInit(void *kernel_args) {
     const char *dir;
     if (read_bundle(kernel_args, &data, &len, &fp, &dir) != kOk) return kFail;
     if (::mkdir(dir, 0755) != 0 && errno != EEXIST) return kFail;
+    const simpler::DeviceArgs *da = device_args_of(kernel_args);
+    const bool legacy = (da->flags & simpler::kFlagLegacyName) != 0;
     char path[kPathMax];
-    if (inner_path(path, sizeof path, dir, fp) != kOk) return kFail;
+    if (inner_path(path, sizeof path, dir, fp, da->device_id, legacy) != kOk) return kFail;
+    if (legacy) return legacy_install(path, data, len);
     if (already_installed(path, fp, len)) return kOk;
     return atomic_install(dir, path, data, len);
 }

@@ -11,7 +11,7 @@ interface, served from a worker process (one runtime per process on a device).
 
 from . import _requires  # noqa: F401  (first: names the extra a missing module is in)
 from .abi import KernelId, Status
-from .aicpu_op import LoadAicpuOp
+from .aicpu_op import InnerSoLatchError, LoadAicpuOp
 from .binaries import BinaryError, RuntimeBinaries
 from .graph import Buffer, Graph, TaskSpec
 from .runner import DeviceRunner, DeviceUnusableError, KernelExecError, PreparedGraph
@@ -25,6 +25,7 @@ __all__ = [
     "DeviceRunner",
     "DeviceUnusableError",
     "Graph",
+    "InnerSoLatchError",
     "KernelExecError",
     "KernelId",
     "LoadAicpuOp",

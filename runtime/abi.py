@@ -165,14 +165,16 @@ class DeviceArgs(ctypes.Structure):
     """simpler::DeviceArgs (160 B): what the extend-kernels loader hands the dispatcher."""
 
     _fields_ = (
-        ("reserved_head", ctypes.c_uint64 * 12),
+        ("reserved_head", ctypes.c_uint64 * 11),
+        ("inner_so_fp", ctypes.c_uint64),
         ("aicpu_so_bin", ctypes.c_uint64),
         ("aicpu_so_len", ctypes.c_uint64),
         ("device_id", ctypes.c_uint64),
         ("inner_so_bin", ctypes.c_uint64),
         ("inner_so_len", ctypes.c_uint64),
         ("preinstall_dir", ctypes.c_uint64),
-        ("reserved_tail", ctypes.c_uint64 * 2),
+        ("flags", ctypes.c_uint64),
+        ("probe_answer", ctypes.c_uint64),
     )
 
 
@@ -212,6 +214,9 @@ _check(
     inner_so_bin=120,
     inner_so_len=128,
     preinstall_dir=136,
+    inner_so_fp=88,
+    flags=144,
+    probe_answer=152,
 )
 _check(LoaderKernelArgs, 64, device_args=40)
 

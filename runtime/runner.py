@@ -477,6 +477,7 @@ class DeviceRunner:
             "inner_fingerprint": self.bins.inner_fingerprint,
             "aicpu_threads": self.aicpu_threads,
             "launch_threads": self.launch_threads,
+            "dispatcher_probes": self._op.probes,
             "dispatcher_bootstraps": self._op.bootstraps,
             "aicore_registrations": self._counts["aicore_registrations"],
             "aicpu_launches": self._op.launches,

@@ -115,6 +115,9 @@ CH = "tests/cache/test_cli_habits.py::"
 CR = "tests/cache/test_cli_root_bound.py::"
 TC = "tests/scons/test_build_toolchain.py::"
 RW = "tests/runtime/test_runtime_worker.py::"
+RPA = "tests/runtime/test_runtime_path_a.py::"
+RTOPO = "tests/runtime/test_runtime_topology.py::"
+RGC = "tests/runtime/test_device_gc.py::"
 WHEEL = (
     "tests/packaging/test_wheel.py::test_wheel_installs_builds_warms_and_runs_away_from_the_checkout",
 )
@@ -601,11 +604,10 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "sim-state-in-the-cache-root",
-        "runtime/sim/fs.py",
+        "core/device.py",
         (
             (
-                "    import platformdirs\n\n    return Path(platformdirs.user_state_dir(APP_NAME, "
-                'appauthor=False)) / "sim"\n',
+                '    return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False)) / "sim"\n',
                 "    from simpler_build.cache.paths import default_cache_root\n\n"
                 '    return default_cache_root() / "sim"\n',
             ),
@@ -683,33 +685,39 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "bootstrap-again-in-process",
         "runtime/aicpu_op.py",
-        "                    if self.key in _bootstrapped:\n",
-        "                    if False:\n",
+        "                if self.key in _bootstrapped:\n",
+        "                if False:\n",
         (RB + "test_two_runners_same_runtime_one_bootstrap",),
         "a process bootstraps the same content on a device once",
     ),
     m(
         "bootstrap-ignores-the-installed-file",
         "runtime/aicpu_op.py",
-        "                if not force and self._verifies():\n",
-        "                if False:\n",
-        (RM + "test_eight_processes_bootstrap_the_same_fingerprint",),
+        "        if not force and not self.legacy and self._probe():\n",
+        "        if False:\n",
+        (
+            RM + "test_eight_processes_bootstrap_the_same_fingerprint",
+            RTOPO + "test_a_second_process_probes_and_skips_the_bootstrap",
+        ),
         "a process uploads the inner SO only when it is not installed and intact",
     ),
     m(
         "bootstrap-trusts-a-present-file",
         "runtime/aicpu_op.py",
-        "            return fingerprint_file(self.preinstalled_path) == self.fingerprint\n",
-        "            return self.preinstalled_path.exists()\n",
+        "        return answer == PROBE_INSTALLED\n",
+        "        return answer != 0\n",
         (RI + "test_a_corrupt_preinstalled_file_is_reinstalled_without_being_trusted_first",),
         "an installed file is trusted only when it hashes to its fingerprint",
     ),
     m(
         "op-types-without-fingerprint",
         "runtime/aicpu_op.py",
-        'f"SimplerAicpuExec_{fingerprint}": AICPU_EXEC',
-        '"SimplerAicpuExec": AICPU_EXEC',
-        (RB + "test_two_runtimes_two_bootstraps_distinct_op_types",),
+        'f"simpler_aicpu_exec_{fingerprint}": AICPU_EXEC',
+        '"simpler_aicpu_exec": AICPU_EXEC',
+        (
+            RB + "test_two_runtimes_two_bootstraps_distinct_op_types",
+            RPA + "test_the_runtime_registers_through_path_a",
+        ),
         "opTypes carry the fingerprint, so two runtimes never collide",
     ),
     # -- runtime/sim: the simulated device behaves like the real one where it matters -----
@@ -903,8 +911,8 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "sim-kernel-so-read-blocks",
         "runtime/sim/binary.py",
-        "        data = read_regular(path)  # a FIFO or device: an error naming it, not a hang\n",
-        "        data = path.read_bytes()\n",
+        "        fd = open_regular(path)  # a FIFO or device: an error naming it, not a hang\n",
+        "        fd = os.open(path, os.O_RDONLY)\n",
         (RR + "test_simulator_calls_handed_a_fifo_fail_naming_it",),
         "the simulator opens what it reads without blocking and requires a regular file",
     ),
@@ -998,10 +1006,77 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "dispatcher-probe-always-yes",
         "dispatcher/dispatcher.cpp",
-        "    return already_installed(path, fp, len) ? kOk : kFail;\n",
-        "    return kOk;\n",
+        "    da->probe_answer = installed ? simpler::kProbeInstalled : simpler::kProbeMissing;\n",
+        "    da->probe_answer = installed || true ? simpler::kProbeInstalled : 0;\n",
         (SI + "test_init_preinstalls_inner_so_under_its_fingerprint",),
         "the probe launch says whether the file is installed and intact",
+    ),
+    # -- issue 11: topology, per-device names, the probe, gc, Path A, the latch -------------
+    m(
+        "preinstall-name-without-device",
+        "dispatcher/dispatcher.cpp",
+        "    int n = legacy ? std::snprintf(",
+        "    int n = (legacy || cap > 0) ? std::snprintf(",
+        (SI + "test_init_preinstalls_inner_so_under_its_fingerprint",),
+        "the preinstalled inner SO's name carries the device id (#890)",
+    ),
+    m(
+        "dispatcher-servers-return-nonzero",
+        "dispatcher/dispatcher.cpp",
+        "    if (da == nullptr || (da->flags & simpler::kFlagProbe) == 0) return kOk;\n",
+        "    if (da == nullptr || (da->flags & simpler::kFlagProbe) == 0) return kFail;\n",
+        (SI + "test_init_preinstalls_inner_so_under_its_fingerprint",),
+        "the two non-Init entry points keep their upstream contract: 0 unless probed",
+    ),
+    Mutant(
+        "sim-rewrite-under-a-mapping-is-harmless",
+        "runtime/sim/binary.py",
+        (
+            ("                if not self._same_bytes():\n", "                if False:\n"),
+            ("            if self._stamp() != self.stamp:\n", "            if False:\n"),
+        ),
+        (RTOPO + "test_per_device_names_end_the_die_race_that_the_legacy_name_had",),
+        "an SO rewritten in place under its running code faults (507018, then 507899)",
+    ),
+    m(
+        "sim-no-latch",
+        "runtime/sim/binary.py",
+        "        if latch is None or latch.pid != os.getpid():\n",
+        "        if latch is None or latch.pid != os.getpid() or latch.fingerprint != fp:\n",
+        (RPA + "test_the_simulator_latches_the_first_inner_so_per_process_and_device",),
+        "the first inner SO a process loads through Path A on a device is latched (#923)",
+    ),
+    m(
+        "sim-path-b-accepted",
+        "runtime/sim/binary.py",
+        '        if lib == PATH_B_KERNEL_LIB or str(user).lower() == "true":\n',
+        "        if False:\n",
+        (RPA + "test_path_b_fields_are_refused_as_cann_does",),
+        "Path B's fields are refused with 507902, as CANN refuses an op its custom dir lacks",
+    ),
+    m(
+        "latch-detected-only-after-launching",
+        "runtime/aicpu_op.py",
+        "        if first is not None and first[0] != self.fingerprint:\n",
+        "        if False:\n",
+        (RPA + "test_two_runtimes_in_one_process_on_one_device_raise_the_latch_error",),
+        "a second inner SO on a device is refused before anything of it is installed or run",
+    ),
+    m(
+        "latch-init-cross-check-dropped",
+        "runtime/aicpu_op.py",
+        "        if name != self.bins.runtime:\n            raise InnerSoLatchError(\n",
+        "        if False:\n            raise InnerSoLatchError(\n",
+        (RPA + "test_init_cross_check_catches_a_latch_the_runtime_did_not_record",),
+        "Init's runtime-name cross-check: the wrong runtime never runs a graph",
+    ),
+    m(
+        "device-gc-without-the-lock",
+        "core/device.py",
+        "        fcntl.flock(fd, fcntl.LOCK_EX)  # a blocking wait: bootstraps hold it briefly\n",
+        "        pass\n",
+        (RGC + "test_gc_waits_for_a_live_writer_and_sweeps_a_killed_one",),
+        "device gc takes the bootstrap's lock: a live writer's temp file is never removed",
     ),
     # -- runtime/aicpu and runtime/aicore: dependencies and kernels ------------------------
     Mutant(

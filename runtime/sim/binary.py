@@ -7,6 +7,18 @@ the fingerprint in its name (a corrupt preinstall is refused, never run),
 keeps the bytes resident in HBM until `rtsBinaryUnload`, and dlopens them.
 An opType already registered on the device with other content is refused,
 which is why callers suffix opTypes with the fingerprint.
+
+Path A's rules (docs/simulated-device.md "Path A"):
+
+- Only Path A registrations load: `opKernelLib` `AICPUKernel`, `userDefined`
+  `False`.  Path B's fields (`CUSTAICPUKernel`, `userDefined` `True`) send CANN
+  to the custom AICPU kernel directory, which lacks the op: 507902.
+- The first inner SO a process loads through Path A on a device is latched
+  (upstream #923): a later, different SO "loads" but its functions are the
+  latched SO's.  The latch lasts as long as the process.
+- A loaded SO stays mapped from its file, as the device's loader maps it: a
+  rewrite in place under a launch that runs its code is a fault (507018), while
+  a replacement by rename leaves the mapping alone.
 """
 
 from __future__ import annotations
@@ -16,19 +28,20 @@ import ctypes
 import functools
 import json
 import os
-import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 from simpler_build.cache.fingerprint import fingerprint_bytes
-from simpler_build.files import read_regular
+from simpler_build.files import open_regular, read_regular
 
 from ..abi import CpuKernelFn, CpuLaunch
 from .device import ABORT_GRACE, Context, Device, Stream
 from .errors import (
     ACL_ERROR_RT_AICPU_EXCEPTION,
+    ACL_ERROR_RT_AICPU_INFO_LOAD_RSP_ERR,
     ACL_ERROR_RT_FILE_OPEN,
     ACL_ERROR_RT_INVALID_HANDLE,
     ACL_ERROR_RT_KERNEL_DUPLICATE,
@@ -38,10 +51,114 @@ from .errors import (
     ACL_ERROR_RT_STREAM_SYNC_TIMEOUT,
     CannError,
 )
-from .fs import preinstall_dir
+from .fs import INSTALLED_SO, preinstall_dir
 from .sharedlib import SharedLib
 
-_FINGERPRINTED = re.compile(r"^simpler_inner_([0-9a-f]{16})\.so$")
+#: Path A: the built-in AICPU kernel library, not a user-defined (custom) op.
+PATH_A_KERNEL_LIB = "AICPUKernel"
+#: Path B's library: CANN looks for the op in the custom AICPU directory (upstream #822).
+PATH_B_KERNEL_LIB = "CUSTAICPUKernel"
+#: What a thread whose code pages vanished under it returns: -SIGBUS.
+MAPPING_FAULT = -7
+
+
+class _Mapping:
+    """A loaded SO's file, held open as the device's loader keeps it mapped.
+
+    A rewrite in place (truncate + write) changes the mapped pages: `(size,
+    mtime)` of the open file moves.  A rename over the name, an unlink or a gc
+    leave the open file's pages as they were.
+    """
+
+    def __init__(self, fd: int, fingerprint: str, path: Path) -> None:
+        self.fd = fd
+        self.fingerprint = fingerprint
+        self.path = path
+        self.stamp = self._stamp()
+        self.fault: str | None = None
+
+    def _stamp(self) -> tuple[int, int]:
+        st = os.fstat(self.fd)
+        return st.st_size, st.st_mtime_ns
+
+    def _same_bytes(self) -> bool:
+        size = os.fstat(self.fd).st_size
+        data = os.pread(self.fd, size, 0) if size else b""
+        return len(data) == size and fingerprint_bytes(data) == self.fingerprint
+
+    def guard(self, fn: ctypes._CFuncPtr) -> Callable[[int, ctypes._Pointer], int]:
+        """`fn` as a launch thread runs it: pages rewritten before or during the call fault."""
+
+        def fault(launch: ctypes._Pointer, why: str) -> int:
+            # The exception kills the whole op: its other threads see the abort word.
+            self.fault = why
+            ctypes.c_uint32.from_address(launch.contents.abort).value = 1
+            return MAPPING_FAULT
+
+        def run(args: int, launch: ctypes._Pointer) -> int:
+            stamp = self._stamp()
+            if stamp != self.stamp:
+                # Rewritten since loaded: the page cache refills from the file's bytes now.
+                if not self._same_bytes():
+                    return fault(launch, f"{self.path} was rewritten in place: its code is torn")
+                self.stamp = stamp
+            rc = fn(args, launch)
+            if self._stamp() != self.stamp:
+                return fault(launch, f"{self.path} was rewritten in place under a running kernel")
+            return rc
+
+        return run
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+
+@dataclass
+class _Latch:
+    """The inner SO CANN latched for (process, device) through Path A (upstream #923).
+
+    The record lasts as long as the process.  Its library stays loaded while a
+    binary uses it (`users`); the last unload closes it, and the next load
+    brings the latched SO back from its file.
+    """
+
+    pid: int
+    fingerprint: str
+    so: str
+    lib: SharedLib | None
+    mapping: _Mapping | None
+    users: int = 0
+
+    def unuse(self) -> None:
+        self.users -= 1
+        if self.users <= 0 and self.lib is not None and self.mapping is not None:
+            self.lib.close()
+            self.mapping.close()
+            self.lib = self.mapping = None
+
+
+_latches: dict[int, _Latch] = {}
+_latch_lock = threading.Lock()
+
+
+def latched(device_id: int) -> tuple[str, str] | None:
+    """(fingerprint, kernelSo) latched on `device_id` by this process, if any."""
+    with _latch_lock:
+        latch = _latches.get(device_id)
+        return None if latch is None or latch.pid != os.getpid() else (latch.fingerprint, latch.so)
+
+
+def forget_latches() -> None:
+    """Drop this process's latches: a stand-in for a fresh process (tests only)."""
+    with _latch_lock:
+        latches = list(_latches.values())
+        _latches.clear()
+    for latch in latches:
+        if latch.pid == os.getpid() and latch.lib is not None and latch.mapping is not None:
+            latch.lib.close()
+            latch.mapping.close()
 
 
 @dataclass
@@ -54,6 +171,9 @@ class BinHandle:
     fingerprints: dict[str, str]  # opType -> fingerprint of its kernel SO
     libs: list[SharedLib]
     resident: list[int] = field(default_factory=list)  # HBM blocks holding the SO bytes
+    mappings: dict[str, _Mapping] = field(default_factory=dict)  # opType -> its SO's mapping
+    owned: list[_Mapping] = field(default_factory=list)  # mappings of non-latched SOs
+    latched: list[_Latch] = field(default_factory=list)  # latches this binary uses
     alive: bool = True
     kind: ClassVar[str] = "binary"
 
@@ -65,7 +185,7 @@ class BinHandle:
     @property
     def released(self) -> bool:
         """Everything `release()` gives back was given back."""
-        return not (self.ops or self.libs or self.resident)
+        return not (self.ops or self.libs or self.resident or self.owned or self.latched)
 
     def release(self) -> None:
         """Unload: forget the opTypes, dlclose, free the resident bytes.
@@ -88,6 +208,14 @@ class BinHandle:
         while self.libs:
             self.libs[-1].close()
             self.libs.pop()
+        while self.latched:
+            with _latch_lock:
+                self.latched[-1].unuse()  # resumable: a repeated unuse still closes once
+                self.latched.pop()
+        self.mappings.clear()
+        while self.owned:
+            self.owned[-1].close()
+            self.owned.pop()
         while self.resident:
             if self.ctx.alive:
                 with contextlib.suppress(CannError):  # freed just before an interrupt
@@ -95,16 +223,25 @@ class BinHandle:
             self.resident.pop()
 
 
+def _is_latched(mapping: _Mapping) -> bool:
+    with _latch_lock:
+        return any(latch.mapping is mapping for latch in _latches.values())
+
+
 @dataclass(frozen=True)
 class FuncHandle:
     binary: BinHandle
     name: str
     addr: int
-    fn: ctypes._CFuncPtr  # built once: launches only call it
+    fn: Callable[[int, ctypes._Pointer], int]  # built once: launches only call it
 
 
 def _parse(json_path: Path, call: str) -> dict[str, tuple[str, str]]:
-    """opType -> (kernelSo, functionName), or a clear error naming the file."""
+    """opType -> (kernelSo, functionName), or a clear error naming the file.
+
+    Only Path A loads: Path B's fields send CANN to the custom AICPU directory,
+    which does not have the op (507902, upstream #822).
+    """
     try:
         data = json.loads(read_regular(json_path).decode("utf-8"))
     except OSError as exc:
@@ -124,6 +261,22 @@ def _parse(json_path: Path, call: str) -> dict[str, tuple[str, str]]:
                 call,
                 f"{json_path}: {op_type!r} needs opInfo.kernelSo and opInfo.functionName",
             )
+        lib, user = info.get("opKernelLib"), info.get("userDefined")  # type: ignore[union-attr]
+        if lib == PATH_B_KERNEL_LIB or str(user).lower() == "true":
+            raise CannError(
+                ACL_ERROR_RT_AICPU_INFO_LOAD_RSP_ERR,
+                call,
+                f"{json_path}: opType {op_type!r} is not in the custom AICPU kernel directory "
+                f"(opKernelLib {lib!r}, userDefined {user!r} is Path B); register it through "
+                f"Path A: opKernelLib {PATH_A_KERNEL_LIB!r}, userDefined 'False'",
+            )
+        if lib != PATH_A_KERNEL_LIB or str(user) != "False":
+            raise CannError(
+                ACL_ERROR_RT_PARAM_INVALID,
+                call,
+                f"{json_path}: {op_type!r} needs opInfo.opKernelLib {PATH_A_KERNEL_LIB!r} and "
+                f"opInfo.userDefined 'False' (got {lib!r}, {user!r})",
+            )
         if os.path.basename(so) != so:
             raise CannError(
                 ACL_ERROR_RT_PARAM_INVALID,
@@ -134,23 +287,29 @@ def _parse(json_path: Path, call: str) -> dict[str, tuple[str, str]]:
     return ops
 
 
-def _read_verified(path: Path, call: str) -> tuple[bytes, str]:
-    """The SO's bytes and fingerprint; a name-carried fingerprint must match the bytes."""
+def _read_verified(path: Path, call: str) -> tuple[bytes, str, _Mapping]:
+    """The SO's bytes, fingerprint and mapping; a name-carried fingerprint must match the bytes."""
     try:
-        data = read_regular(path)  # a FIFO or device: an error naming it, not a hang
+        fd = open_regular(path)  # a FIFO or device: an error naming it, not a hang
     except OSError as exc:
         raise CannError(ACL_ERROR_RT_FILE_OPEN, call, f"{path}: {exc.strerror}") from None
-    if not data:
-        raise CannError(ACL_ERROR_RT_KERNEL_SO_CORRUPT, call, f"{path}: empty file")
-    actual = fingerprint_bytes(data)
-    m = _FINGERPRINTED.match(path.name)
-    if m and m.group(1) != actual:
-        raise CannError(
-            ACL_ERROR_RT_KERNEL_SO_CORRUPT,
-            call,
-            f"{path}: content fingerprint {actual} does not match its name",
-        )
-    return data, actual
+    try:
+        size = os.fstat(fd).st_size
+        data = os.pread(fd, size, 0) if size else b""
+        if not data:
+            raise CannError(ACL_ERROR_RT_KERNEL_SO_CORRUPT, call, f"{path}: empty file")
+        actual = fingerprint_bytes(data)
+        m = INSTALLED_SO.match(path.name)
+        if m and m.group(1) != actual:
+            raise CannError(
+                ACL_ERROR_RT_KERNEL_SO_CORRUPT,
+                call,
+                f"{path}: content fingerprint {actual} does not match its name",
+            )
+        return data, actual, _Mapping(fd, actual, path)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def rtsBinaryLoadFromFile(ctx: Context, json_path: str | os.PathLike[str]) -> BinHandle:
@@ -161,21 +320,35 @@ def rtsBinaryLoadFromFile(ctx: Context, json_path: str | os.PathLike[str]) -> Bi
     ops = _parse(path, call)
     handle = BinHandle(ctx, path, {}, {}, [])
     try:
-        loaded: dict[str, tuple[SharedLib, str]] = {}
+        loaded: dict[str, tuple[SharedLib, str, _Mapping]] = {}
         for op_type, (so, fn) in ops.items():
             if so not in loaded:
-                so_path = preinstall_dir(device.device_id) / so
-                data, fp = _read_verified(so_path, call)
-                alloc = device.hbm.allocate(len(data), ctx, f"cpu kernel {so}", call)
-                handle.resident.append(alloc.addr)
-                ctypes.memmove(alloc.addr, data, len(data))
+                so_path = preinstall_dir(device.device_id, device.profile.arch) / so
+                data, fp, mapping = _read_verified(so_path, call)
                 try:
-                    lib = SharedLib(ctypes.string_at(alloc.addr, len(data)), so.removesuffix(".so"))
-                except OSError as exc:
-                    raise CannError(ACL_ERROR_RT_FILE_OPEN, call, f"{so_path}: {exc}") from None
-                handle.libs.append(lib)
-                loaded[so] = (lib, fp)
-            lib, fp = loaded[so]
+                    alloc = device.hbm.allocate(len(data), ctx, f"cpu kernel {so}", call)
+                    handle.resident.append(alloc.addr)
+                    ctypes.memmove(alloc.addr, data, len(data))
+                    if INSTALLED_SO.match(so):
+                        loaded[so] = _latch_or_load(device, so, so_path, fp, data, mapping)
+                        with _latch_lock:
+                            handle.latched.append(_latches[device.device_id])
+                    else:  # an ordinary kernel SO: its own dlopen, released with the handle
+                        handle.owned.append(mapping)
+                        try:
+                            lib = SharedLib(ctypes.string_at(alloc.addr, len(data)), so[:-3])
+                        except OSError as exc:
+                            raise CannError(
+                                ACL_ERROR_RT_FILE_OPEN, call, f"{so_path}: {exc}"
+                            ) from None
+                        handle.libs.append(lib)
+                        loaded[so] = (lib, fp, mapping)
+                except BaseException:
+                    if not _is_latched(mapping) and mapping not in handle.owned:
+                        mapping.close()
+                    raise
+            lib, fp, mapping = loaded[so]
+            handle.mappings[op_type] = mapping
             addr = lib.symbol(fn)
             if not addr:
                 raise CannError(
@@ -193,6 +366,40 @@ def rtsBinaryLoadFromFile(ctx: Context, json_path: str | os.PathLike[str]) -> Bi
     ctx.resources.append(handle)
     device.stats["binaries_loaded"] += 1
     return handle
+
+
+def _latch_or_load(
+    device: Device, so: str, so_path: Path, fp: str, data: bytes, mapping: _Mapping
+) -> tuple[SharedLib, str, _Mapping]:
+    """The inner SO whose code this load will run: the latched one, once a process has one.
+
+    The first Path A load on (process, device) is latched and stays loaded for the
+    process; every later load, of the same SO or another, runs the latched code
+    (#923) -- so a different SO silently runs the first one.
+    """
+    call = "rtsBinaryLoadFromFile"
+    with _latch_lock:
+        latch = _latches.get(device.device_id)
+        if latch is None or latch.pid != os.getpid():
+            latch = _latches[device.device_id] = _Latch(os.getpid(), fp, so, None, None)
+        elif latch.fingerprint != fp:
+            device.stats["latched_other_so"] += 1  # "loads", and will run the first SO
+        if latch.lib is None:
+            if latch.fingerprint != fp:  # bring the latched SO back from its file
+                mapping.close()
+                data, _, mapping = _read_verified(so_path.with_name(latch.so), call)
+            try:
+                lib = SharedLib(data, latch.so.removesuffix(".so"))
+            except OSError as exc:
+                mapping.close()
+                raise CannError(ACL_ERROR_RT_FILE_OPEN, call, f"{so_path}: {exc}") from None
+            device.stats["inner_so_dlopens"] += 1
+            latch.lib, latch.mapping = lib, mapping
+        elif mapping is not latch.mapping:
+            mapping.close()  # the code that runs is the latched SO's, mapped from its file
+        latch.users += 1
+        assert latch.mapping is not None
+        return latch.lib, fp, latch.mapping
 
 
 def _register_op_types(device: Device, handle: BinHandle, call: str) -> None:
@@ -220,7 +427,9 @@ def rtsFuncGetByName(binary: BinHandle, name: str) -> FuncHandle:
             "rtsFuncGetByName",
             f"{binary.json_path} has no opType {name!r} (has {', '.join(sorted(binary.ops))})",
         )
-    return FuncHandle(binary, name, entry[1], CpuKernelFn(entry[1]))
+    fn = CpuKernelFn(entry[1])
+    mapping = binary.mappings.get(name)
+    return FuncHandle(binary, name, entry[1], fn if mapping is None else mapping.guard(fn))
 
 
 def rtsLaunchCpuKernel(

@@ -19,6 +19,8 @@ ACL_ERROR_RT_AICPU_EXCEPTION = 507018  # an AICPU kernel returned non-zero (pois
 ACL_ERROR_RT_KERNEL_LOOKUP = 507027  # a required symbol is missing
 ACL_ERROR_RT_KERNEL_DUPLICATE = 507028  # an opType registered twice with other content
 ACL_ERROR_RT_DRV_INTERNAL_ERROR = 507899  # a faulted (unusable) device refuses the call
+#: The AICPU could not load an op's info: Path B's custom AICPU directory lacks the op.
+ACL_ERROR_RT_AICPU_INFO_LOAD_RSP_ERR = 507902
 #: Simulation extension: a kernel SO whose bytes do not match the fingerprint in its name.
 ACL_ERROR_RT_KERNEL_SO_CORRUPT = 507950
 

@@ -1,10 +1,12 @@
 """The simulated device filesystem, shared by every process using the same device id.
 
 Root: `SIMPLER_SIM_ROOT`, else `<user state dir>/sim` (e.g.
-`~/.local/state/simpler-build/sim`); device N lives in
-`<root>/device<N>/`.  The dispatcher preinstalls inner SOs into its
-`preinstall/` directory, which is why a second process can skip the
-bootstrap when the file is already there and verifies.
+`~/.local/state/simpler-build/sim`); device N's filesystem lives in
+`<root>/device<N>/`, except that the dies of one chip share one filesystem
+(`profiles.py` topology): on a2a3, devices 2k and 2k+1 both live in
+`<root>/device<2k>/`.  The dispatcher preinstalls inner SOs into its
+`preinstall/` directory as `simpler_inner_<fp>_<device_id>.so` (upstream
+#890), which a second process finds with the device-side probe.
 
 `PreinstallLock` is how host processes share that directory safely: it tells
 a crashed writer's temp files from a live one's, and clears a FIFO or device
@@ -16,40 +18,46 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import re
 import stat
 import weakref
 from pathlib import Path
 from types import TracebackType
 
-from simpler_build.cache.paths import APP_NAME
+from simpler_build.device import DISPATCHER_TEMP, INSTALLED_SO, SIM_ROOT_ENV, sim_root
 from simpler_build.files import NotRegularFile, kind_of
 
-SIM_ROOT_ENV = "SIMPLER_SIM_ROOT"
-#: dispatcher.cpp atomic_install: `<preinstall>/simpler_inner_<fp>.so.tmp.XXXXXX` (mkstemp).
-DISPATCHER_TEMP = re.compile(r"^simpler_inner_[0-9a-f]{16}(?:_[0-9]+)?\.so\.tmp\.[A-Za-z0-9]{6}$")
+__all__ = ["DISPATCHER_TEMP", "INSTALLED_SO", "SIM_ROOT_ENV", "sim_root"]
+
+#: Switch to the content-only name and in-place write #890 replaced; its regression test only.
+LEGACY_NAME_ENV = "SIMPLER_SIM_LEGACY_PREINSTALL_NAME"
 
 
-def sim_root() -> Path:
-    """Root of every simulated device's filesystem (read at call time, so tests can redirect).
+def legacy_names() -> bool:
+    """Whether the legacy content-only preinstall name is switched on (read at call time)."""
+    return os.environ.get(LEGACY_NAME_ENV, "") not in ("", "0")
 
-    `SIMPLER_SIM_ROOT`, else the platform's user state directory: a device's state is
-    not a cache, so it stays out of the cache root that CI saves and `gc` bounds.
-    """
-    env = os.environ.get(SIM_ROOT_ENV)
-    if env:
-        return Path(env).expanduser().absolute()
-    import platformdirs
 
-    return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False)) / "sim"
+def installed_name(fingerprint: str, device_id: int, legacy: bool = False) -> str:
+    """`simpler_inner_<fp>_<device_id>.so`: the die is in the name, as dies share a filesystem."""
+    if legacy:
+        return f"simpler_inner_{fingerprint}.so"
+    return f"simpler_inner_{fingerprint}_{device_id}.so"
 
 
 def device_dir(device_id: int) -> Path:
     return sim_root() / f"device{device_id}"
 
 
-def preinstall_dir(device_id: int) -> Path:
-    """Where the dispatcher writes `simpler_inner_<fp>.so` (the dispatcher creates it)."""
+def preinstall_dir(device_id: int, arch: str | None = None) -> Path:
+    """Where the dispatcher of device `device_id` writes its inner SOs (the dispatcher creates it).
+
+    With `arch`, the topology applies: every die of a chip gets the chip's one directory.
+    Without it, the device is taken as a chip of one die.
+    """
+    if arch is not None:
+        from .profiles import profile_for
+
+        device_id = profile_for(arch).filesystem_of(device_id)
     return device_dir(device_id) / "preinstall"
 
 

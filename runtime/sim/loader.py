@@ -3,9 +3,10 @@
 It reads the dispatcher bytes and the DeviceArgs block out of device memory,
 copies the dispatcher to an anonymous sealed file (`sharedlib.py`: nothing
 is left on disk, whatever kills the process), dlopens it, insists on all
-three entry points and calls `DynTileFwkBackendKernelServerInit` with a
-KernelArgs (itself copied to device memory) whose `device_args` points at
-the host-prepared DeviceArgs.
+three entry points and calls the one named (`DynTileFwkBackendKernelServerInit`
+for a bootstrap, `DynTileFwkBackendKernelServer` for the device-side probe)
+with a KernelArgs (itself copied to device memory) whose `device_args`
+points at the host-prepared DeviceArgs.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .errors import (
 from .sharedlib import SharedLib
 
 CALL = "rtAicpuKernelLaunchExWithArgs"
-#: The only op the simulated loader knows: the dispatcher's Init entry point.
+#: The dispatcher's Init entry point (the bootstrap); the other two are kernel servers.
 INIT_ENTRY = "DynTileFwkBackendKernelServerInit"
 _ServerFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
 
@@ -45,7 +46,7 @@ def rtAicpuKernelLaunchExWithArgs(
     device = stream.check(CALL)
     device.check_driver(CALL)
     ctx = stream.ctx
-    if op_name != INIT_ENTRY:
+    if op_name not in DISPATCHER_ENTRY_POINTS:
         raise CannError(ACL_ERROR_RT_KERNEL_LOOKUP, CALL, f"unknown extend kernel {op_name!r}")
     if block_dim != 1:
         raise CannError(ACL_ERROR_RT_PARAM_INVALID, CALL, f"blockDim {block_dim}, expected 1")
@@ -80,8 +81,8 @@ def rtAicpuKernelLaunchExWithArgs(
         ).addr
         try:
             ctypes.memmove(ka_addr, ctypes.addressof(args), ctypes.sizeof(LoaderKernelArgs))
-            device.stats["dispatcher_inits"] += 1
-            rc = _ServerFn(entries[INIT_ENTRY])(ka_addr)
+            device.stats["dispatcher_inits" if op_name == INIT_ENTRY else "dispatcher_serves"] += 1
+            rc = _ServerFn(entries[op_name])(ka_addr)
         finally:
             device.hbm.free(ka_addr, ctx, CALL)
     finally:
@@ -90,7 +91,7 @@ def rtAicpuKernelLaunchExWithArgs(
         err = CannError(
             ACL_ERROR_RT_AICPU_EXCEPTION,
             CALL,
-            f"{INIT_ENTRY} (kernel type {kernel_type}) returned {rc}",
+            f"{op_name} (kernel type {kernel_type}) returned {rc}",
         )
         device.poison(err)
         stream.fail(err)

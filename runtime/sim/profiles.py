@@ -38,7 +38,23 @@ class DeviceProfile:
     max_block_dim: int
     #: Whether rtDeviceReset clears a sticky fault (a5 needs rtDeviceResetForce, #1016).
     soft_reset_clears_fault: bool
+    #: Topology: dies per chip.  The dies of one chip share one device filesystem, so
+    #: one preinstall directory (a2a3: devices 2k and 2k+1; an a5 chip is one die).
+    dies_per_chip: int = 1
     device_count: int = 16
+
+    def chip_of(self, device_id: int) -> int:
+        """The chip that device `device_id` is a die of."""
+        return device_id // self.dies_per_chip
+
+    def dies_of(self, chip: int) -> tuple[int, ...]:
+        """The device ids of `chip`'s dies, which share its filesystem."""
+        first = chip * self.dies_per_chip
+        return tuple(range(first, first + self.dies_per_chip))
+
+    def filesystem_of(self, device_id: int) -> int:
+        """The device id whose directory holds `device_id`'s filesystem: its chip's first die."""
+        return self.dies_of(self.chip_of(device_id))[0]
 
 
 PROFILES: dict[str, DeviceProfile] = {
@@ -53,6 +69,7 @@ PROFILES: dict[str, DeviceProfile] = {
         max_sched_threads=4,
         max_block_dim=24,
         soft_reset_clears_fault=True,
+        dies_per_chip=2,
     ),
     "a5": DeviceProfile(
         "a5",
@@ -65,6 +82,7 @@ PROFILES: dict[str, DeviceProfile] = {
         max_sched_threads=7,
         max_block_dim=36,
         soft_reset_clears_fault=False,
+        dies_per_chip=1,
     ),
 }
 

@@ -46,7 +46,7 @@ def _dispatcher_temp_seam() -> None:
             directory = ctypes.string_at(da.preinstall_dir).decode()
             os.makedirs(directory, exist_ok=True)  # as the dispatcher does
             suffix = "".join(random.choices(string.ascii_letters + string.digits, k=6))
-            temp = f"{directory}/simpler_inner_{fingerprint_bytes(inner)}.so.tmp.{suffix}"
+            temp = f"{directory}/simpler_inner_{fingerprint_bytes(inner)}_0.so.tmp.{suffix}"
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             os.write(fd, inner[: len(inner) // 2])
             _block()
@@ -112,7 +112,13 @@ def sim_fifo(fifo: str) -> dict[str, Any]:
     so = "simpler_inner_0123456789abcdef.so"
     os.mkfifo(pre / so)
     doc = pre.parent / "op.json"
-    doc.write_text(json.dumps({"Op": {"opInfo": {"kernelSo": so, "functionName": "f"}}}))
+    info = {
+        "kernelSo": so,
+        "functionName": "f",
+        "opKernelLib": "AICPUKernel",
+        "userDefined": "False",
+    }
+    doc.write_text(json.dumps({"Op": {"opInfo": info}}))
     calls = {
         "json": lambda: sim.rtsBinaryLoadFromFile(ctx, fifo),
         "kernel_so": lambda: sim.rtsBinaryLoadFromFile(ctx, doc),

@@ -80,7 +80,7 @@ def _open_fds() -> int:
 def _leftovers(tmpdir: Path, bins: RuntimeBinaries) -> list[str]:
     """Everything in the temp dir, and everything in the preinstall dir but the installed SO."""
     pre = sim.preinstall_dir(0)
-    installed = f"simpler_inner_{bins.inner_fingerprint}.so"
+    installed = f"simpler_inner_{bins.inner_fingerprint}_0.so"
     found = [f"tmp/{p.name}" for p in tmpdir.iterdir()]
     if pre.is_dir():
         found += [f"preinstall/{p.name}" for p in pre.iterdir() if p.name != installed]
@@ -237,7 +237,7 @@ def test_ctrl_c_anywhere_in_a_bootstrapping_runner_leaves_no_state(
 ) -> None:
     """A runner whose construction (bootstrap, op JSON, loads) is interrupted anywhere."""
     bins = load_bins("a2a3")
-    installed = sim.preinstall_dir(0) / f"simpler_inner_{bins.inner_fingerprint}.so"
+    installed = sim.preinstall_dir(0) / f"simpler_inner_{bins.inner_fingerprint}_0.so"
     fds = _open_fds()
     hits = []
     point = 0
@@ -424,7 +424,7 @@ def test_a_special_file_at_the_preinstalled_name_is_replaced_not_opened(
 ) -> None:
     bins = load_bins("a5")
     pre = sim.preinstall_dir(0)
-    installed = pre / f"simpler_inner_{bins.inner_fingerprint}.so"
+    installed = pre / f"simpler_inner_{bins.inner_fingerprint}_0.so"
     special_files(installed, kind)
     special_files(pre / "unrelated.fifo", "fifo")  # not ours: left alone, never opened
     report = _run_child("run", _manifest(runtime_lib))

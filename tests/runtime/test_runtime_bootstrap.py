@@ -15,7 +15,15 @@ import pytest
 import xxhash
 
 from simpler_build.manifest import ManifestError
-from simpler_build.runtime import BinaryError, DeviceRunner, Graph, RuntimeBinaries, aicpu_op, sim
+from simpler_build.runtime import (
+    BinaryError,
+    DeviceRunner,
+    Graph,
+    InnerSoLatchError,
+    RuntimeBinaries,
+    aicpu_op,
+    sim,
+)
 from simpler_build.runtime.samples import chain_reference
 from simpler_build.runtime.sim.errors import ACL_ERROR_RT_KERNEL_LOOKUP
 
@@ -33,7 +41,7 @@ def _check_chain(runner: DeviceRunner, make_chain: Callable[..., Graph], runs: i
 
 def _preinstalled(bins: RuntimeBinaries, device_id: int = 0) -> Path:
     fp = xxhash.xxh3_64_hexdigest(bins.inner_so.read_bytes())  # computed here, independently
-    return sim.preinstall_dir(device_id) / f"simpler_inner_{fp}.so"
+    return sim.preinstall_dir(device_id, bins.arch) / f"simpler_inner_{fp}_{device_id}.so"
 
 
 def test_preinstalled_name_is_xxh3_of_inner_so(load_bins: Callable[..., RuntimeBinaries]) -> None:
@@ -91,19 +99,22 @@ def test_concurrent_runners_in_threads_one_bootstrap(
 def test_two_runtimes_two_bootstraps_distinct_op_types(
     load_bins: Callable[..., RuntimeBinaries], make_chain: Callable[..., Graph]
 ) -> None:
-    hbg, abg = load_bins("a5", "host_build_graph"), load_bins("a5", "aicpu_build_graph")
+    # One inner SO per (process, device) (the latch, #923): the two runtimes run on the
+    # two dies of one a2a3 chip, which share one preinstall directory.
+    hbg, abg = load_bins("a2a3", "host_build_graph"), load_bins("a2a3", "aicpu_build_graph")
     assert hbg.inner_fingerprint != abg.inner_fingerprint
-    with DeviceRunner(hbg) as r1, DeviceRunner(abg) as r2:
+    with DeviceRunner(hbg, device_id=0) as r1, DeviceRunner(abg, device_id=1) as r2:
         _check_chain(r1, make_chain)
         _check_chain(r2, make_chain)
         assert r1.stats["dispatcher_bootstraps"] == r2.stats["dispatcher_bootstraps"] == 1
-        ops = sim.get_device(0).op_types
-        assert len(ops) == 4  # init + exec of each runtime
-        types = {op for op in ops if op.startswith("SimplerAicpuExec_")}
-        assert types == {f"SimplerAicpuExec_{b.inner_fingerprint}" for b in (hbg, abg)}
+        for device_id, b in ((0, hbg), (1, abg)):
+            ops = sim.get_device(device_id).op_types
+            fp = b.inner_fingerprint
+            assert set(ops) == {f"simpler_aicpu_init_{fp}", f"simpler_aicpu_exec_{fp}"}
         docs = [json.loads(r._op.json_path.read_text()) for r in (r1, r2)]
         assert set(docs[0]).isdisjoint(docs[1])
-        assert _preinstalled(hbg).is_file() and _preinstalled(abg).is_file()
+        assert _preinstalled(hbg, 0).parent == _preinstalled(abg, 1).parent  # one filesystem
+        assert _preinstalled(hbg, 0).is_file() and _preinstalled(abg, 1).is_file()
 
 
 def test_finalize_unloads_removes_json_and_a_new_runner_works(
@@ -133,6 +144,7 @@ def test_preinstalled_file_from_another_process_skips_bootstrap(
     with DeviceRunner(bins) as runner:
         _check_chain(runner, make_chain)
         assert runner.stats["dispatcher_bootstraps"] == 0
+        assert runner.stats["dispatcher_probes"] == 1
         assert sim.get_device(0).stats["dispatcher_inits"] == 0
         assert aicpu_op.process_stats() == {"skipped_preinstalled": 1}
 
@@ -235,6 +247,10 @@ def test_inner_so_of_another_arch_is_caught_at_init(
     )
     with pytest.raises(BinaryError, match="built for 72 AIV / 36 AIC cores"):
         DeviceRunner(mixed)
+    # CANN latched the a5 inner SO for this process on device 0 (#923): refused, never run.
+    with pytest.raises(InnerSoLatchError, match=a5.inner_fingerprint):
+        DeviceRunner(a2a3)
+    aicpu_op.forget_bootstraps()  # as a fresh process: the device itself is fine
     _device_still_usable(a2a3, make_chain)
 
 

@@ -48,7 +48,11 @@ def _load_kernels(ctx: sim.Context, so: Path, tmp_path: Path) -> dict[str, sim.F
     pre = sim.preinstall_dir(ctx.device.device_id)
     pre.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(so, pre / SO_NAME)
-    doc = {f"SimTest_{k}": {"opInfo": {"kernelSo": SO_NAME, "functionName": k}} for k in KERNELS}
+    path_a = {"opKernelLib": "AICPUKernel", "userDefined": "False"}
+    doc = {
+        f"SimTest_{k}": {"opInfo": {"kernelSo": SO_NAME, "functionName": k, **path_a}}
+        for k in KERNELS
+    }
     path = tmp_path / f"sim_test_{ctx.device.device_id}.json"
     path.write_text(json.dumps(doc))
     binary = sim.rtsBinaryLoadFromFile(ctx, path)

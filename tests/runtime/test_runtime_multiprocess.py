@@ -39,7 +39,7 @@ def test_eight_processes_bootstrap_the_same_fingerprint(
     pre = fresh_device / "device0" / "preinstall"
     fp = xxhash.xxh3_64_hexdigest(inner.read_bytes())
     files = sorted(pre.iterdir())
-    assert [f.name for f in files] == [f"simpler_inner_{fp}.so"]  # whole, no temp debris
+    assert [f.name for f in files] == [f"simpler_inner_{fp}_0.so"]  # whole, no temp debris
     assert xxhash.xxh3_64_hexdigest(files[0].read_bytes()) == fp
 
 

@@ -216,7 +216,12 @@ def test_dispatcher_refuses_an_empty_bundle(
 
 def _op_json(tmp_path: Path, so: str, op: str = "SimplerAicpuExec") -> Path:
     path = tmp_path / f"{op}.json"
-    info = {"kernelSo": so, "functionName": "simpler_aicpu_exec"}
+    info = {
+        "kernelSo": so,
+        "functionName": "simpler_aicpu_exec",
+        "opKernelLib": "AICPUKernel",
+        "userDefined": "False",
+    }
     path.write_text(json.dumps({op: {"opInfo": info}}))
     return path
 
@@ -228,17 +233,21 @@ def test_binary_load_verifies_and_refuses_op_type_collisions(
     pre = sim.preinstall_dir(0)
     pre.mkdir(parents=True)
     for bins in (hbg, abg):
-        (pre / f"simpler_inner_{bins.inner_fingerprint}.so").write_bytes(bins.inner_so.read_bytes())
+        (pre / f"simpler_inner_{bins.inner_fingerprint}_0.so").write_bytes(
+            bins.inner_so.read_bytes()
+        )
     ctx = sim.rtCtxCreate(0, "a5")
     # The same opType for two different SOs: the second registration is refused.
     first = sim.rtsBinaryLoadFromFile(
-        ctx, _op_json(tmp_path, f"simpler_inner_{hbg.inner_fingerprint}.so")
+        ctx, _op_json(tmp_path, f"simpler_inner_{hbg.inner_fingerprint}_0.so")
     )
     assert ctx.device.hbm.in_use == hbg.inner_so.stat().st_size  # resident until unload
     clash = tmp_path / "clash"
     clash.mkdir()
     with pytest.raises(sim.CannError) as info:
-        sim.rtsBinaryLoadFromFile(ctx, _op_json(clash, f"simpler_inner_{abg.inner_fingerprint}.so"))
+        sim.rtsBinaryLoadFromFile(
+            ctx, _op_json(clash, f"simpler_inner_{abg.inner_fingerprint}_0.so")
+        )
     assert _code(info) == errors.ACL_ERROR_RT_KERNEL_DUPLICATE
     assert ctx.device.hbm.in_use == hbg.inner_so.stat().st_size  # the refused load left nothing
     fn = sim.rtsFuncGetByName(first, "SimplerAicpuExec")
@@ -251,7 +260,7 @@ def test_binary_load_verifies_and_refuses_op_type_collisions(
         sim.rtsLaunchCpuKernel(fn, 1, sim.rtStreamCreate(ctx), 0, 80)
     assert _code(info) == errors.ACL_ERROR_RT_INVALID_HANDLE
     # A preinstalled file whose bytes do not match its name is never dlopened.
-    victim = pre / f"simpler_inner_{abg.inner_fingerprint}.so"
+    victim = pre / f"simpler_inner_{abg.inner_fingerprint}_0.so"
     victim.write_bytes(hbg.inner_so.read_bytes())
     with pytest.raises(sim.CannError) as info:
         sim.rtsBinaryLoadFromFile(ctx, _op_json(clash, victim.name))

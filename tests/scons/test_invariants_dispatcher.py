@@ -54,7 +54,7 @@ def test_init_replaces_a_bad_file_with_a_new_inode(
 ) -> None:
     """A reader that opened the old file keeps the old bytes; the name gets the new ones."""
     inner = _inner(built_tree)
-    final = tmp_path / f"simpler_inner_{xxhash.xxh3_64_hexdigest(inner)}.so"
+    final = tmp_path / f"simpler_inner_{xxhash.xxh3_64_hexdigest(inner)}_0.so"
     old = bytearray(inner if old_size == "same" else inner[: len(inner) // 2])
     old[len(old) // 3] ^= 0xFF  # damaged: the dispatcher must not keep it
     final.write_bytes(bytes(old))
@@ -152,7 +152,7 @@ def test_init_fsyncs_the_temp_file_renames_then_fsyncs_the_directory(
     assert proc.returncode == 0, proc.stderr
     events = [tuple(line.split("\t")) for line in log.read_text().splitlines()]
     mine = [e for e in events if str(preinstall) in e[1]]
-    final = preinstall / f"simpler_inner_{xxhash.xxh3_64_hexdigest(inner_so.read_bytes())}.so"
+    final = preinstall / f"simpler_inner_{xxhash.xxh3_64_hexdigest(inner_so.read_bytes())}_0.so"
     assert len(mine) == 3, events
     temp = mine[0][1]
     assert Path(temp).parent == preinstall and Path(temp).name.startswith(final.name + ".tmp")
