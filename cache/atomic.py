@@ -44,7 +44,7 @@ def _open_temp(path: Path) -> int:
 def open_locked_temp(path: str | Path, mode: int = 0o644) -> int:
     """Create `path` exclusively and hold an exclusive flock on it until the descriptor closes.
 
-    cache/FORMAT.md "Temp files": a writer keeps its temp file locked from creation
+    cache/FORMAT.md "Writing (publish protocol)": a writer keeps its temp file locked from creation
     until after the rename, so gc can tell a dead writer's leftover (lock free) from
     a live one's (lock held) at once, without waiting out the age grace.
     """

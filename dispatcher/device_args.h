@@ -1,5 +1,5 @@
 /*
- * device_args.h -- the host <-> dispatcher protocol of DESIGN.md.
+ * device_args.h -- the host <-> dispatcher protocol (docs/architecture.md).
  *
  * The host copies the dispatcher and inner SO bytes into device memory, fills a
  * 160-byte DeviceArgs block and launches the extend-kernels loader with a

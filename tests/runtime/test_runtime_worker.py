@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from simpler_build.runtime import DeviceRunner, Graph, RuntimeBinaries, aicpu_op, sim
+from simpler_build.runtime import (
+    DeviceRunner,
+    Graph,
+    InnerSoLatchError,
+    RuntimeBinaries,
+    aicpu_op,
+    sim,
+)
 from simpler_build.runtime._shm import MEMFD_NAME
 from simpler_build.runtime.samples import chain_graph, chain_reference, vector_add_graph
 from simpler_build.runtime.worker import (
@@ -117,6 +124,30 @@ def test_both_runtimes_on_one_device_in_one_program(
         for r in runners:
             r.finalize()
     assert not any(alive(r.pid) for r in runners)
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_the_latch_in_process_and_the_way_out_with_isolate(
+    arch: str, load_bins: Callable[..., RuntimeBinaries]
+) -> None:
+    """Issue 11: two runtimes on one device in one process raise InnerSoLatchError;
+    with isolate=True the same two give correct results."""
+    first, second = (load_bins(arch, rt) for rt in RUNTIMES)
+    isolated = [DeviceRunner(b, device_id=0, isolate=True) for b in (first, second)]
+    try:
+        with DeviceRunner(first, device_id=0) as in_process:
+            with pytest.raises(InnerSoLatchError) as info:
+                DeviceRunner(second, device_id=0)
+            assert second.inner_fingerprint in str(info.value)
+            for i, runner in enumerate((in_process, *isolated)):
+                prepared = runner.prepare(chain_graph(N, s=1.5 + i))
+                a, b, c = chain_inputs(i)
+                (out,) = prepared(a, b, c)
+                np.testing.assert_allclose(out, chain_reference(a, b, c, 1.5 + i), rtol=1e-6)
+        assert [r.stats["runtime"] for r in isolated] == list(RUNTIMES)
+    finally:
+        for r in isolated:
+            r.finalize()
 
 
 def test_isolated_results_and_counters_equal_in_process(
