@@ -1,6 +1,7 @@
 """Artifact-cache benchmark: hashing, memo, get, put, warm end to end, concurrency.
 
-Run: python bench/cache_bench.py [--build-dir build] [--hash-mib 64] [--max-manifests N] [--json]
+Run: python bench/cache_bench.py [--build-dir build] [--hash-mib 64] [--max-manifests N]
+                                [--only ROW,...] [--json]
 
 Everything happens in a temporary cache directory (SIMPLER_CACHE_DIR is
 overridden for every child); the user's real cache is never touched.  The
@@ -437,8 +438,19 @@ def main() -> int:
     parser.add_argument(
         "--max-manifests", type=int, default=1000, help="largest warm row (4, 100 or 1000)"
     )
+    parser.add_argument(
+        "--only",
+        metavar="ROWS",
+        help="comma-separated rows to run (default: all): hash, memo, fingerprint, get, "
+        "warm-build, warm-4x14KB ... warm-1000x4MiB, concurrency",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else None
+
+    def want(row: str) -> bool:
+        return only is None or row in only
+
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # children load cached bytecode
     compile_package()
 
@@ -453,25 +465,33 @@ def main() -> int:
         RESULTS["python"] = sys.version.split()[0]
         RESULTS["cpus"] = os.cpu_count()
         say(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, temp dir {work}")
-        say(bench_hash(args.hash_mib))
-        say(bench_memo(work))
-        say(bench_fingerprint(work, INNER_SIZE, 256, "365 KB"))
-        say(bench_fingerprint(work, 4 << 20, 64, "4 MiB"))
-        for line in bench_put_get(work):
-            say(line)
-        build, label = warm_build_dir(args.build_dir, work)
-        say(bench_warm_e2e(build, label, work, "4"))
+        if want("hash"):
+            say(bench_hash(args.hash_mib))
+        if want("memo"):
+            say(bench_memo(work))
+        if want("fingerprint"):
+            say(bench_fingerprint(work, INNER_SIZE, 256, "365 KB"))
+            say(bench_fingerprint(work, 4 << 20, 64, "4 MiB"))
+        if want("get"):
+            for line in bench_put_get(work):
+                say(line)
+        if want("warm-build"):
+            build, label = warm_build_dir(args.build_dir, work)
+            say(bench_warm_e2e(build, label, work, "4"))
         for count in (4, 100, 1000):
             if count > args.max_manifests:
                 continue
             for size, size_label in WARM_SIZES:
                 name = f"{count}x{size_label.replace(' ', '')}"
+                if not want(f"warm-{name}"):
+                    continue
                 many = synth_build(work / f"build-{name}", count, size)
                 say(bench_warm_e2e(many, f"synthesized, {size_label} SOs", work, name))
                 shutil.rmtree(many)
                 shutil.rmtree(work / f"cache-{name}")
-        for line in bench_concurrency(work, args.objects, INNER_SIZE):
-            say(line)
+        if want("concurrency"):
+            for line in bench_concurrency(work, args.objects, INNER_SIZE):
+                say(line)
     if args.json:
         print(json.dumps(RESULTS, indent=2, sort_keys=True))
     return 0
