@@ -414,16 +414,20 @@ def bench_concurrency(work: Path, count: int, size: int) -> list[str]:
 
 
 def compile_package() -> None:
-    """Write the package's bytecode, so fresh processes load it as an install does."""
+    """Write the package's bytecode, so fresh processes load it as an install does.
+
+    Found with find_spec, not imported: the runtime needs the `runtime` extra."""
     import compileall
+    from importlib.util import find_spec
 
-    import simpler_build
-    import simpler_build.cache
-    import simpler_build.remote
-    import simpler_build.runtime
-
-    for pkg in (simpler_build, simpler_build.cache, simpler_build.remote, simpler_build.runtime):
-        for directory in pkg.__path__:
+    for name in (
+        "simpler_build",
+        "simpler_build.cache",
+        "simpler_build.remote",
+        "simpler_build.runtime",
+    ):
+        spec = find_spec(name)
+        for directory in (spec.submodule_search_locations or []) if spec else []:
             compileall.compile_dir(directory, quiet=1)
 
 

@@ -109,6 +109,7 @@ RX = "tests/runtime/test_runtime_execution.py::"
 RT = "tests/runtime/test_runtime_scheduler.py::"
 CP = "tests/cache/test_perf_invariants.py::"
 CW = "tests/cache/test_cache_warm_cli.py::"
+FP = "tests/cache/test_cli_fast_parse.py::"
 CF = "tests/cache/test_config.py::"
 CH = "tests/cache/test_cli_habits.py::"
 CR = "tests/cache/test_cli_root_bound.py::"
@@ -245,6 +246,22 @@ MUTANTS: tuple[Mutant, ...] = (
         "from simpler_build.cache._record import Record\n",
         (LEAN + "test_cli_commands_load_nothing_heavy_from_the_read_path",),
         "the modules of `cache warm`'s read path import no dataclasses/typing machinery",
+    ),
+    m(
+        "cli-imports-argparse",
+        "cache/cli.py",
+        "from types import SimpleNamespace\n",
+        "from types import SimpleNamespace\n\nimport argparse  # noqa: F401\n",
+        (LEAN + "test_usual_warm_and_stats_load_no_argparse_dataclasses_or_typing",),
+        "usual `cache warm` and `cache stats` load no argparse, dataclasses or typing",
+    ),
+    m(
+        "fast-parse-accepts-split-sources",
+        "cache/cli.py",
+        "        sources_done = bool(sources)\n",
+        "        sources_done = False\n",
+        (FP + "test_forms_argparse_must_judge_are_not_fast",),
+        "the argparse-free parse of `cache warm` accepts only what argparse accepts, identically",
     ),
     m(
         "binaries-import-pyelftools",
