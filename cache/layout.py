@@ -92,6 +92,9 @@ class Layout:
     def __repr__(self) -> str:
         return f"Layout(root={self.root!r})"
 
+    def __reduce__(self) -> tuple[type[Layout], tuple[Path]]:
+        return (Layout, (self.root,))  # a spawned child computes the paths again
+
     # Built from strings: these run on every get, and pathlib joins cost microseconds.
     def shard(self, fingerprint: str) -> Path:
         return Path(f"{self._objects_str}/{fingerprint[:2]}")

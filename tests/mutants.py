@@ -110,6 +110,7 @@ RT = "tests/runtime/test_runtime_scheduler.py::"
 CP = "tests/cache/test_perf_invariants.py::"
 CW = "tests/cache/test_cache_warm_cli.py::"
 FP = "tests/cache/test_cli_fast_parse.py::"
+IW = "tests/cache/test_index_warm.py::"
 CF = "tests/cache/test_config.py::"
 CH = "tests/cache/test_cli_habits.py::"
 CR = "tests/cache/test_cli_root_bound.py::"
@@ -228,6 +229,41 @@ MUTANTS: tuple[Mutant, ...] = (
         'return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} 0"',
         (CP + "test_in_place_rewrite_with_the_old_mtime_is_never_answered_from_the_index",),
         "the stat index is never fooled by a rewrite that restores size and mtime",
+    ),
+    m(
+        "index-present-ignores-the-metadata-stat",
+        "cache/store.py",
+        "            and key_of(meta) == known[1]\n",
+        "            and True\n",
+        (IW + "test_replaced_metadata_with_fewer_fields_is_read_and_filled_again",),
+        "a warm answered by the stat index still sees replaced metadata (and fills it in)",
+    ),
+    m(
+        "index-present-trusts-racy-entries",
+        "cache/index.py",
+        "        if not (self.trusted(obj) and self.trusted(meta)):\n",
+        "        if False:\n",
+        (IW + "test_entries_too_recent_to_trust_are_not_recorded",),
+        "a store entry too recent to trust is never recorded in the stat index",
+    ),
+    m(
+        "index-elf-flag-ignores-the-fingerprint",
+        "cache/index.py",
+        "parts[5:] == [fp, ELF_FLAG]",
+        "parts[6:] == [ELF_FLAG]",
+        (IW + "test_elf_flag_needs_the_same_stat_and_fingerprint",),
+        "an ELF check is remembered only for the file with that stat and fingerprint",
+    ),
+    m(
+        "warm-skips-the-elf-check-with-an-index",
+        "cache/warm.py",
+        "    if index is None or not index.elf_checked(st, actual):\n",
+        "    if index is None:\n",
+        (
+            "tests/cache/test_reliability_inputs.py::test_only_elf_shared_objects_enter_the_cache",
+            IW + "test_a_rewritten_binary_is_checked_again_elf_header_included",
+        ),
+        "only ELF shared objects enter the cache, with or without the stat index",
     ),
     m(
         "flock-keeps-an-unlinked-lock-file",
