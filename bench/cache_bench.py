@@ -48,6 +48,8 @@ from simpler_build.manifest import MANIFEST_NAME, BinaryRecord, Manifest, dump_m
 INNER_SIZE = 365_000  # the a5 inner SO, roughly
 #: Every figure, for --json.
 RESULTS: dict[str, object] = {}
+#: Interleaved runs of each warm row (--runs): more on a loaded machine.
+RUNS = 9
 
 
 def _best(fn, repeat: int = 3) -> float:
@@ -334,13 +336,14 @@ def bench_warm_e2e(build: Path, label: str, work: Path, name: str) -> str:
     listing.write_text("\n".join(files))
     subprocess.run(cmd, env=env, check=True, capture_output=True)  # fill the cache
     # Git's racy rule: the stat index trusts a file only 2 s after its last change.
-    newest = max(max(os.stat(f).st_mtime, os.stat(f).st_ctime) for f in files)
-    time.sleep(max(0.0, newest + 2.1 - time.time()))
+    # The cache's own objects and metadata too: the index records a published entry
+    # once both files have settled (cache/FORMAT.md, "Stat index").
+    time.sleep(2.1)
     subprocess.run(cmd, env=env, check=True, capture_output=True)  # hash once more, record
     # Interleaved, so a change in machine load hits the command and its floors alike.
     library = [sys.executable, "-c", _LIBRARY_WARM, str(build)]
     times, bare, walk, lib = [], [], [], []
-    for _ in range(9):
+    for _ in range(RUNS):
         times += _wall(cmd, env, runs=1)
         lib += _wall(library, env, runs=1)
         bare += _wall([sys.executable, "-c", "pass"], runs=1)
@@ -362,7 +365,7 @@ def bench_warm_e2e(build: Path, label: str, work: Path, name: str) -> str:
         "library_ratio_stat_walk": statistics.median(lib) / statistics.median(walk),
     }
     return (
-        f"warm e2e  {len(manifests):4d} manifests {med * 1e3:6.1f} ms median of 9 "
+        f"warm e2e  {len(manifests):4d} manifests {med * 1e3:6.1f} ms median of {RUNS} "
         f"(min {best * 1e3:.1f}) | floors: `python -c pass` {statistics.median(bare) * 1e3:5.1f} ms"
         f" ({med / statistics.median(bare):4.2f}x), stat-only walk of the same "
         f"{len(files)} files {statistics.median(walk) * 1e3:5.1f} ms "
@@ -448,8 +451,13 @@ def main() -> int:
         help="comma-separated rows to run (default: all): hash, memo, fingerprint, get, "
         "warm-build, warm-4x14KB ... warm-1000x4MiB, concurrency",
     )
+    parser.add_argument(
+        "--runs", type=int, default=9, help="interleaved runs per warm row (median)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    global RUNS
+    RUNS = args.runs
     only = set(args.only.split(",")) if args.only else None
 
     def want(row: str) -> bool:
