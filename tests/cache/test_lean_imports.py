@@ -8,9 +8,9 @@ loaded.  The promises:
   and the runtime's import path (and `RuntimeBinaries`) never loads pyelftools;
 - no module of the cache read path (store, warm, fingerprint, index,
   transfer, resolve, manifest, elf, files) executes an
-  import of dataclasses, inspect, typing or argparse.  Another module may
-  still load them (the CLI's argparse, cache/layout.py's dataclass): that is
-  its own cost, and bench/cache_bench.py shows what remains.
+  import of dataclasses, inspect, typing or argparse;
+- `cache warm` and `cache stats` in their usual forms load none of them at all
+  (nor shutil): the CLI parses those forms without argparse.
 
 Nothing here times anything: speed is bench/cache_bench.py's to measure.
 """
