@@ -80,6 +80,7 @@ class StatIndex:
         self.clock = clock
         self._entries: dict[str, str] | None = None  # key -> the whole verified-on-use line
         self._used: dict[str, str] = {}  # key -> line of every entry this process used or made
+        self._parsed: dict[str, list[str]] = {}  # key -> fields of its loaded, checked line
         self._pending: list[str] = []
         self._lock = threading.Lock()
         self.stats = {"hits": 0, "misses": 0, "recorded": 0, "present_hits": 0}
@@ -122,6 +123,9 @@ class StatIndex:
 
     def _verified(self, key: str) -> list[str] | None:
         """The fields of `key`'s line when its check holds (caller holds the lock)."""
+        parts = self._parsed.get(key)
+        if parts is not None:
+            return parts
         line = self._load().get(key)
         if line is None:
             return None
@@ -129,7 +133,8 @@ class StatIndex:
         if xxhash.xxh3_64_hexdigest(payload.encode()) != check:
             return None
         self._used.setdefault(key, line)
-        return payload.split(" ")
+        parts = self._parsed[key] = payload.split(" ")  # warm asks twice: hash and ELF
+        return parts
 
     def lookup(self, st: os.stat_result) -> str | None:
         """The fingerprint recorded for a file with exactly this stat, or None."""
