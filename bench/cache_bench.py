@@ -1,6 +1,7 @@
 """Artifact-cache benchmark: hashing, memo, get, put, warm end to end, concurrency.
 
-Run: python bench/cache_bench.py [--build-dir build] [--hash-mib 64] [--max-manifests N] [--json]
+Run: python bench/cache_bench.py [--build-dir build] [--hash-mib 64] [--max-manifests N]
+                                [--only ROW,...] [--json]
 
 Everything happens in a temporary cache directory (SIMPLER_CACHE_DIR is
 overridden for every child); the user's real cache is never touched.  The
@@ -47,6 +48,8 @@ from simpler_build.manifest import MANIFEST_NAME, BinaryRecord, Manifest, dump_m
 INNER_SIZE = 365_000  # the a5 inner SO, roughly
 #: Every figure, for --json.
 RESULTS: dict[str, object] = {}
+#: Interleaved runs of each warm row (--runs): more on a loaded machine.
+RUNS = 9
 
 
 def _best(fn, repeat: int = 3) -> float:
@@ -333,13 +336,14 @@ def bench_warm_e2e(build: Path, label: str, work: Path, name: str) -> str:
     listing.write_text("\n".join(files))
     subprocess.run(cmd, env=env, check=True, capture_output=True)  # fill the cache
     # Git's racy rule: the stat index trusts a file only 2 s after its last change.
-    newest = max(max(os.stat(f).st_mtime, os.stat(f).st_ctime) for f in files)
-    time.sleep(max(0.0, newest + 2.1 - time.time()))
+    # The cache's own objects and metadata too: the index records a published entry
+    # once both files have settled (cache/FORMAT.md, "Stat index").
+    time.sleep(2.1)
     subprocess.run(cmd, env=env, check=True, capture_output=True)  # hash once more, record
     # Interleaved, so a change in machine load hits the command and its floors alike.
     library = [sys.executable, "-c", _LIBRARY_WARM, str(build)]
     times, bare, walk, lib = [], [], [], []
-    for _ in range(9):
+    for _ in range(RUNS):
         times += _wall(cmd, env, runs=1)
         lib += _wall(library, env, runs=1)
         bare += _wall([sys.executable, "-c", "pass"], runs=1)
@@ -361,7 +365,7 @@ def bench_warm_e2e(build: Path, label: str, work: Path, name: str) -> str:
         "library_ratio_stat_walk": statistics.median(lib) / statistics.median(walk),
     }
     return (
-        f"warm e2e  {len(manifests):4d} manifests {med * 1e3:6.1f} ms median of 9 "
+        f"warm e2e  {len(manifests):4d} manifests {med * 1e3:6.1f} ms median of {RUNS} "
         f"(min {best * 1e3:.1f}) | floors: `python -c pass` {statistics.median(bare) * 1e3:5.1f} ms"
         f" ({med / statistics.median(bare):4.2f}x), stat-only walk of the same "
         f"{len(files)} files {statistics.median(walk) * 1e3:5.1f} ms "
@@ -413,16 +417,20 @@ def bench_concurrency(work: Path, count: int, size: int) -> list[str]:
 
 
 def compile_package() -> None:
-    """Write the package's bytecode, so fresh processes load it as an install does."""
+    """Write the package's bytecode, so fresh processes load it as an install does.
+
+    Found with find_spec, not imported: the runtime needs the `runtime` extra."""
     import compileall
+    from importlib.util import find_spec
 
-    import simpler_build
-    import simpler_build.cache
-    import simpler_build.remote
-    import simpler_build.runtime
-
-    for pkg in (simpler_build, simpler_build.cache, simpler_build.remote, simpler_build.runtime):
-        for directory in pkg.__path__:
+    for name in (
+        "simpler_build",
+        "simpler_build.cache",
+        "simpler_build.remote",
+        "simpler_build.runtime",
+    ):
+        spec = find_spec(name)
+        for directory in (spec.submodule_search_locations or []) if spec else []:
             compileall.compile_dir(directory, quiet=1)
 
 
@@ -437,8 +445,24 @@ def main() -> int:
     parser.add_argument(
         "--max-manifests", type=int, default=1000, help="largest warm row (4, 100 or 1000)"
     )
+    parser.add_argument(
+        "--only",
+        metavar="ROWS",
+        help="comma-separated rows to run (default: all): hash, memo, fingerprint, get, "
+        "warm-build, warm-4x14KB ... warm-1000x4MiB, concurrency",
+    )
+    parser.add_argument(
+        "--runs", type=int, default=9, help="interleaved runs per warm row (median)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    global RUNS
+    RUNS = args.runs
+    only = set(args.only.split(",")) if args.only else None
+
+    def want(row: str) -> bool:
+        return only is None or row in only
+
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # children load cached bytecode
     compile_package()
 
@@ -453,25 +477,33 @@ def main() -> int:
         RESULTS["python"] = sys.version.split()[0]
         RESULTS["cpus"] = os.cpu_count()
         say(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, temp dir {work}")
-        say(bench_hash(args.hash_mib))
-        say(bench_memo(work))
-        say(bench_fingerprint(work, INNER_SIZE, 256, "365 KB"))
-        say(bench_fingerprint(work, 4 << 20, 64, "4 MiB"))
-        for line in bench_put_get(work):
-            say(line)
-        build, label = warm_build_dir(args.build_dir, work)
-        say(bench_warm_e2e(build, label, work, "4"))
+        if want("hash"):
+            say(bench_hash(args.hash_mib))
+        if want("memo"):
+            say(bench_memo(work))
+        if want("fingerprint"):
+            say(bench_fingerprint(work, INNER_SIZE, 256, "365 KB"))
+            say(bench_fingerprint(work, 4 << 20, 64, "4 MiB"))
+        if want("get"):
+            for line in bench_put_get(work):
+                say(line)
+        if want("warm-build"):
+            build, label = warm_build_dir(args.build_dir, work)
+            say(bench_warm_e2e(build, label, work, "4"))
         for count in (4, 100, 1000):
             if count > args.max_manifests:
                 continue
             for size, size_label in WARM_SIZES:
                 name = f"{count}x{size_label.replace(' ', '')}"
+                if not want(f"warm-{name}"):
+                    continue
                 many = synth_build(work / f"build-{name}", count, size)
                 say(bench_warm_e2e(many, f"synthesized, {size_label} SOs", work, name))
                 shutil.rmtree(many)
                 shutil.rmtree(work / f"cache-{name}")
-        for line in bench_concurrency(work, args.objects, INNER_SIZE):
-            say(line)
+        if want("concurrency"):
+            for line in bench_concurrency(work, args.objects, INNER_SIZE):
+                say(line)
     if args.json:
         print(json.dumps(RESULTS, indent=2, sort_keys=True))
     return 0

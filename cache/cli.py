@@ -14,16 +14,24 @@ on a warm cache runs in every build and CI shard.  Habits follow ccache's:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from types import SimpleNamespace
 
 from simpler_build.cache.errors import CacheError
 from simpler_build.errors import SimplerError
+
+# No argparse, typing or collections.abc at import time: `cache warm` on a warm cache
+# runs in every build, and `fast_parse` answers its common forms without argparse
+# (whose import, gettext and help formatter cost several milliseconds).  `Parser`
+# (an ArgumentParser subclass) is made on first use, through `__getattr__` below.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
+    from typing import IO, Any, NoReturn
 
 PROG = "simpler-build cache"
 #: Version of every `--json` object's layout (docs/json.md); bumped when a key changes meaning.
@@ -41,15 +49,58 @@ class UsageError(SimplerError):
         self.message = message
 
 
-class Parser(argparse.ArgumentParser):
-    """ArgumentParser whose errors name the (sub)command that failed, not the top level."""
+def _make_parser_class() -> type[argparse.ArgumentParser]:
+    import argparse
 
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(self, message)
+    class Parser(argparse.ArgumentParser):
+        """ArgumentParser whose errors name the (sub)command that failed, not the top level."""
+
+        def error(self, message: str) -> NoReturn:
+            raise UsageError(self, message)
+
+        def _get_formatter(self) -> argparse.HelpFormatter:
+            # argparse's default width comes from shutil (which imports bz2, lzma, ...)
+            # on every add_argument; os gives the same columns.
+            return self.formatter_class(prog=self.prog, width=_columns() - 2)
+
+    Parser.__module__ = __name__
+    return Parser
+
+
+def _columns() -> int:
+    """Terminal width for help text: $COLUMNS, else the terminal's, else 80 (as shutil)."""
+    import os
+
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+def _parser_class() -> type[argparse.ArgumentParser]:
+    """`Parser`, made (and argparse imported) on first use."""
+    made = globals().get("Parser")
+    if made is None:
+        made = globals()["Parser"] = _make_parser_class()
+    return made
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Parser":
+        return _parser_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def parse_size(text: str) -> int:
     """A size argument (cache/config.py's parser: K/M/G/T decimal, Ki/Mi/Gi/Ti binary)."""
+    import argparse
+
     from simpler_build.cache.config import parse_size as parse
 
     try:
@@ -70,6 +121,8 @@ def _when(ts: float) -> str:
 
 def _path(text: str) -> Path:
     """A path argument: a NUL byte or an empty string is a usage error, not a traceback."""
+    import argparse
+
     if not text or "\0" in text:
         raise argparse.ArgumentTypeError(f"invalid path {text!r}")
     return Path(text)
@@ -77,6 +130,8 @@ def _path(text: str) -> Path:
 
 def add_verbosity(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """-q/-v; at inner levels they default to SUPPRESS so an outer level's value stands."""
+    import argparse
+
     default: Any = argparse.SUPPRESS if suppress else None
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
@@ -105,7 +160,9 @@ def _json_flag(parser: argparse.ArgumentParser, what: str) -> None:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the cache options and subcommands to `parser` (`simpler-build cache`)."""
-    common = argparse.ArgumentParser(add_help=False)
+    import argparse
+
+    common = _parser_class()(add_help=False)
     common.add_argument(
         "--cache-dir",
         metavar="DIR",
@@ -232,8 +289,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     _json_flag(p, "the settings")
 
 
-def build_parser(prog: str = PROG) -> Parser:
-    parser = Parser(prog=prog, description="Manage the artifact cache (docs/architecture.md).")
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = _parser_class()(
+        prog=prog, description="Manage the artifact cache (docs/architecture.md)."
+    )
     configure(parser)
     return parser
 
@@ -715,6 +774,92 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Name
         inner = getattr(args, "_parser", parser)
         inner.error(f"unrecognized arguments: {' '.join(extras)}")
     return args
+
+
+#: The commands `fast_parse` answers, and whether each takes MANIFEST_OR_DIR arguments.
+_FAST_COMMANDS = {"warm": True, "fetch": True, "stats": False}
+
+
+class _SubparserOf:
+    """The `_parser` of a fast-parsed namespace: the subcommand's real parser, built by
+    `build` (the top-level `build_parser`) only if a usage error needs it."""
+
+    def __init__(self, build: Callable[[], argparse.ArgumentParser], argv: list[str]) -> None:
+        self._build = build
+        self._argv = argv
+        self._real: argparse.ArgumentParser | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_build", "_argv", "_real"):
+            raise AttributeError(name)
+        if self._real is None:
+            self._real = self._build().parse_known_args(self._argv)[0]._parser
+        return getattr(self._real, name)
+
+
+def fast_parse(
+    argv: list[str], build: Callable[[], argparse.ArgumentParser]
+) -> SimpleNamespace | None:
+    """What `build()`'s argparse tree (simpler_build.cli) makes of the common forms of
+    `cache warm|fetch [PATH ...]` and `cache stats`, without importing argparse.
+
+    A form is common when, after the command, every argument is a path (all of them
+    together, as argparse takes them), --json, -v/--verbose, -q/--quiet (not both),
+    -z/--zero (stats) or --cache-dir DIR / --cache-dir=DIR.  Anything else -- help,
+    abbreviations, --remote, options before the command, a bad argument -- returns
+    None and goes through argparse, so errors and help are argparse's own.
+    tests/cache/test_cli_fast_parse.py checks the two agree.
+    """
+    if len(argv) < 2 or argv[0] != "cache" or argv[1] not in _FAST_COMMANDS:
+        return None
+    command, takes_sources = argv[1], _FAST_COMMANDS[argv[1]]
+    values: dict[str, object] = {"verbose": 0, "quiet": False, "json": False, "cache_dir": None}
+    sources: list[Path] = []
+    sources_done = False
+    i = 2
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("-"):
+            if not takes_sources or sources_done or "\0" in arg or not arg:
+                return None
+            sources.append(Path(arg))
+            continue
+        sources_done = bool(sources)
+        if arg in ("-v", "--verbose"):
+            values["verbose"] += 1  # type: ignore[operator]
+        elif arg in ("-q", "--quiet"):
+            values["quiet"] = True
+        elif arg == "--json":
+            values["json"] = True
+        elif arg in ("-z", "--zero") and not takes_sources:
+            values["zero"] = True
+        elif arg == "--cache-dir" and i < len(argv) and not argv[i].startswith("-"):
+            if "\0" in argv[i] or not argv[i]:
+                return None
+            values["cache_dir"] = Path(argv[i])
+            i += 1
+        elif arg.startswith("--cache-dir=") and arg[12:] and "\0" not in arg:
+            values["cache_dir"] = Path(arg[12:])
+        else:
+            return None
+    if values["verbose"] and values["quiet"]:
+        return None  # argparse's "not allowed with" error
+    ns = SimpleNamespace(
+        verbose=values["verbose"],
+        quiet=values["quiet"],
+        area="cache",
+        cache_dir=values["cache_dir"],
+        remote=None,
+        command=command,
+        _parser=_SubparserOf(build, argv),
+    )
+    if takes_sources:
+        ns.sources = sources or ["build"]
+    else:
+        ns.zero = bool(values.get("zero", False))
+    ns.json = values["json"]
+    return ns
 
 
 def run(args: argparse.Namespace, json_mode: bool) -> int:

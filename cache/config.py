@@ -17,11 +17,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
+from simpler_build.cache._record import Record
 from simpler_build.cache.errors import CacheError
+
+TYPE_CHECKING = False  # no typing or dataclasses: `cache stats` and warm's cleanup read this
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 CONFIG_NAME = "simpler-build.conf"
 #: ccache's default max_size (5 GiB).
@@ -59,10 +62,11 @@ def format_size(n: int) -> str:
     return f"{n} B"
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(Record):
     """One setting: its environment override, default, and how its value is checked."""
 
+    _fields = ("name", "env", "default", "parse", "help")
+    __slots__ = _fields
     name: str
     env: str
     default: str
@@ -81,8 +85,11 @@ KEYS: dict[str, Key] = {
 }
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(Record):
+    """A setting's current value and where it comes from."""
+
+    _fields = ("key", "value", "origin", "where")
+    __slots__ = _fields
     key: str
     value: str
     #: "environment" (the variable's name is in `where`), "file" or "default".

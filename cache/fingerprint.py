@@ -16,7 +16,6 @@ read is recorded there under git's racy rule.
 
 from __future__ import annotations
 
-import mmap
 import os
 import threading
 
@@ -35,7 +34,8 @@ _CHUNK = 1 << 20
 _MMAP_MIN = 2 << 20
 #: MAP_POPULATE (Linux) faults the whole file in with the mmap call itself, instead
 #: of one page fault per 64 KiB while hashing: about 15 % faster for 4 MiB files.
-_MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+#: (mmap is imported on the first large file: a warm answered by the stat index never
+#: hashes, and loading the extension module costs a fraction of a millisecond.)
 
 _MemoKey = tuple[str, int, int, int, int, int]
 _memo: dict[_MemoKey, str] = {}
@@ -71,7 +71,10 @@ def _hash_open_file(fd: int, size: int) -> str:
     """
     if size >= _MMAP_MIN:
         try:
-            with mmap.mmap(fd, 0, flags=_MAP_FLAGS, prot=mmap.PROT_READ) as view:
+            import mmap
+
+            flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+            with mmap.mmap(fd, 0, flags=flags, prot=mmap.PROT_READ) as view:
                 if len(view) == size:
                     return xxhash.xxh3_64_hexdigest(view)
         except (OSError, ValueError):  # a filesystem without mmap: read instead
@@ -91,6 +94,12 @@ def fingerprint_file(path: str | os.PathLike[str]) -> str:
     The key is taken from `fstat` of the descriptor actually read, so a file
     replaced between stat and read cannot leave a stale memo entry behind.
     """
+    return fingerprint_stat(path)[0]
+
+
+def fingerprint_stat(path: str | os.PathLike[str]) -> tuple[str, os.stat_result]:
+    """`fingerprint_file`, and the stat of the file that fingerprint belongs to (warm
+    keys its ELF check in the stat index by it)."""
     abspath = os.path.abspath(os.fspath(path))
     st = os.stat(abspath)
     key: _MemoKey = (abspath, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
@@ -98,12 +107,12 @@ def fingerprint_file(path: str | os.PathLike[str]) -> str:
         cached = _memo.get(key)
         if cached is not None:
             _memo_stats["hits"] += 1
-            return cached
+            return cached, st
     index = _index
     if index is not None and (indexed := index.lookup(st)) is not None:
         with _memo_lock:
             _memo[key] = indexed
-        return indexed
+        return indexed, st
     fd, fst = open_regular_stat(abspath)  # a FIFO or device: NotRegularFile, never a hang
     try:
         digest = _hash_open_file(fd, fst.st_size)
@@ -122,7 +131,7 @@ def fingerprint_file(path: str | os.PathLike[str]) -> str:
     with _memo_lock:
         _memo[read_key] = digest
         _memo_stats["misses"] += 1
-    return digest
+    return digest, fst
 
 
 def use_index(index: StatIndex | None) -> StatIndex | None:
@@ -183,6 +192,7 @@ __all__ = [
     "digests_file",
     "fingerprint_bytes",
     "fingerprint_file",
+    "fingerprint_stat",
     "inner_so_name",
     "is_fingerprint",
     "memo_stats",

@@ -7,15 +7,22 @@ lets a new process trust an unchanged file's fingerprint from one `stat`,
 the way git's index and ccache's manifests do.  Format and rules: FORMAT.md,
 "Stat index".
 
-- A line is ``<dev> <ino> <size> <mtime_ns> <ctime_ns> <fp> <check>``, where
-  ``<check>`` is XXH3-64 of everything before it.  A torn or damaged line
-  fails the check and is ignored: it can only cost a re-hash.
-- An entry is recorded only from the descriptor that was hashed, only when
-  its stat was the same before and after the hash, and only when both mtime
-  and ctime are at least `RACY_NS` older than now (git's "racy" rule: a file
-  changed again within the filesystem's timestamp granularity could keep the
-  same stat).  ctime is in the key because no user call can set it back, so a
-  rewrite that restores size and mtime still misses.
+- A source line is ``<dev> <ino> <size> <mtime_ns> <ctime_ns> <fp> [elf] <check>``,
+  where ``<check>`` is XXH3-64 of everything before it.  A torn or damaged line
+  fails the check and is ignored: it can only cost a re-hash.  ``elf`` says the
+  file with exactly that stat also passed warm's ELF header check, so warm does
+  not open it again.
+- A present line is ``present <fp> <fields> <object stat> <metadata stat> <check>``:
+  the store's entry `fp` was seen published, with metadata holding `<fields>`
+  (a bit per arch, runtime, build_id, role, sha256).  While the object and the
+  metadata keep exactly those stats (both files are only ever replaced by a
+  rename, never rewritten in place), warm need not read the metadata again.
+- An entry is recorded only from the descriptor that was hashed (or the stats
+  that were checked), only when its stat was the same before and after, and
+  only when both mtime and ctime are at least `RACY_NS` older than now (git's
+  "racy" rule: a file changed again within the filesystem's timestamp
+  granularity could keep the same stat).  ctime is in the key because no user
+  call can set it back, so a rewrite that restores size and mtime still misses.
 - Writers append whole lines with O_APPEND and never lock; a file over
   `MAX_BYTES` is rewritten (temp file + rename) with the entries this process
   used.  A line lost in a race is a re-hash later, nothing more.
@@ -50,9 +57,18 @@ def _key(st: os.stat_result) -> str:
     return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
 
 
-def _line(key: str, fp: str) -> str:
-    payload = f"{key} {fp}"
-    return f"{payload} {xxhash.xxh3_64_hexdigest(payload.encode())}\n"
+def _line(payload: str) -> str:
+    return f"{payload} {xxhash.xxh3_64_hexdigest(payload.encode())}"
+
+
+#: The flag of a source line whose file passed warm's ELF header check.
+ELF_FLAG = "elf"
+_PRESENT = "present"
+
+
+def key_of(st: os.stat_result) -> str:
+    """The index key of a stat: device, inode, size, mtime_ns and ctime_ns."""
+    return _key(st)
 
 
 class StatIndex:
@@ -63,10 +79,16 @@ class StatIndex:
         self.path = os.path.join(self.root, INDEX_NAME)
         self.clock = clock
         self._entries: dict[str, str] | None = None  # key -> the whole verified-on-use line
-        self._used: dict[str, str] = {}  # key -> fp of every entry this process used or made
+        self._used: dict[str, str] = {}  # key -> line of every entry this process used or made
+        self._parsed: dict[str, list[str]] = {}  # key -> fields of its loaded, checked line
         self._pending: list[str] = []
         self._lock = threading.Lock()
-        self.stats = {"hits": 0, "misses": 0, "recorded": 0}
+        self.stats = {"hits": 0, "misses": 0, "recorded": 0, "present_hits": 0}
+
+    def __reduce__(self) -> tuple[type[StatIndex], tuple[str]]:
+        """A process this index is sent to (an ArtifactCache passed to a spawned worker)
+        loads the file itself: nothing unwritten or lock-guarded crosses over."""
+        return (StatIndex, (self.root,))
 
     def _read(self) -> bytes:
         try:
@@ -91,46 +113,86 @@ class StatIndex:
                 text = ""
             for line in text.split("\n"):
                 parts = line.split(" ")
-                if len(parts) == 7:
+                n = len(parts)
+                if n == 7 or (n == 8 and parts[6] == ELF_FLAG):
                     entries[" ".join(parts[:5])] = line
+                elif n == 14 and parts[0] == _PRESENT:
+                    entries[f"{_PRESENT} {parts[1]}"] = line
             self._entries = entries
         return self._entries
 
+    def _verified(self, key: str) -> list[str] | None:
+        """The fields of `key`'s line when its check holds (caller holds the lock)."""
+        parts = self._parsed.get(key)
+        if parts is not None:
+            return parts
+        line = self._load().get(key)
+        if line is None:
+            return None
+        payload, _, check = line.rpartition(" ")
+        if xxhash.xxh3_64_hexdigest(payload.encode()) != check:
+            return None
+        self._used.setdefault(key, line)
+        parts = self._parsed[key] = payload.split(" ")  # warm asks twice: hash and ELF
+        return parts
+
     def lookup(self, st: os.stat_result) -> str | None:
         """The fingerprint recorded for a file with exactly this stat, or None."""
-        key = _key(st)
         with self._lock:
-            line = self._load().get(key)
-            fp = None
-            if line is not None:
-                payload, _, check = line.rpartition(" ")
-                candidate = payload.rpartition(" ")[2]
-                if xxhash.xxh3_64_hexdigest(payload.encode()) == check and is_fingerprint(
-                    candidate
-                ):
-                    fp = candidate
-            if fp is None:
-                self.stats["misses"] += 1
-                return None
-            self.stats["hits"] += 1
-            self._used[key] = fp
+            parts = self._verified(_key(st))
+            fp = parts[5] if parts is not None and is_fingerprint(parts[5]) else None
+            self.stats["misses" if fp is None else "hits"] += 1
             return fp
+
+    def elf_checked(self, st: os.stat_result, fp: str) -> bool:
+        """Whether the file with exactly this stat, hashing to `fp`, passed the ELF check."""
+        with self._lock:
+            parts = self._verified(_key(st))
+            return parts is not None and len(parts) == 7 and parts[5:] == [fp, ELF_FLAG]
+
+    def present(self, fp: str) -> tuple[str, str, int] | None:
+        """(object key, metadata key, fields) recorded for the store's entry `fp`, or None."""
+        with self._lock:
+            parts = self._verified(f"{_PRESENT} {fp}")
+            if parts is None or len(parts) != 13 or not parts[2].isdigit():
+                return None
+            self.stats["present_hits"] += 1
+            return " ".join(parts[3:8]), " ".join(parts[8:13]), int(parts[2])
 
     def trusted(self, st: os.stat_result) -> bool:
         """Whether a file with this stat may be recorded (git's racy rule)."""
         now = self.clock()
         return now - st.st_mtime_ns >= RACY_NS and now - st.st_ctime_ns >= RACY_NS
 
-    def record(self, before: os.stat_result, after: os.stat_result, fp: str) -> None:
-        """Remember `fp` for a file hashed between the stats `before` and `after`."""
+    def record(
+        self, before: os.stat_result, after: os.stat_result, fp: str, elf: bool = False
+    ) -> None:
+        """Remember `fp` for a file hashed (and with `elf`, whose ELF header was checked)
+        between the stats `before` and `after`."""
         key = _key(before)
         if key != _key(after) or not stat.S_ISREG(before.st_mode) or not self.trusted(before):
             return
+        self._add(key, f"{key} {fp} {ELF_FLAG}" if elf else f"{key} {fp}")
+
+    def record_present(
+        self, fp: str, obj: os.stat_result, meta: os.stat_result, fields: int
+    ) -> None:
+        """Remember that entry `fp` was published with object `obj` and metadata `meta`
+        holding `fields` (both settled: the racy rule applies to each)."""
+        if not (stat.S_ISREG(obj.st_mode) and stat.S_ISREG(meta.st_mode)):
+            return
+        if not (self.trusted(obj) and self.trusted(meta)):
+            return
+        self._add(f"{_PRESENT} {fp}", f"{_PRESENT} {fp} {fields} {_key(obj)} {_key(meta)}")
+
+    def _add(self, key: str, payload: str) -> None:
+        line = _line(payload)
         with self._lock:
-            if self._used.get(key) == fp:
+            if self._used.get(key) == line or self._load().get(key) == line:
+                self._used[key] = line
                 return
-            self._used[key] = fp
-            self._pending.append(_line(key, fp))
+            self._used[key] = line
+            self._pending.append(line)
             self.stats["recorded"] += 1
 
     def flush(self) -> None:
@@ -139,7 +201,7 @@ class StatIndex:
             lines, self._pending = self._pending, []
             if not lines or not os.path.isdir(self.root):
                 return
-            data = "".join(lines).encode("ascii")
+            data = "".join(f"{line}\n" for line in lines).encode("ascii")
             try:
                 size = os.lstat(self.path).st_size
             except OSError:
@@ -165,7 +227,7 @@ class StatIndex:
             os.close(fd)
 
     def _rewrite(self) -> None:
-        data = "".join(_line(k, fp) for k, fp in self._used.items()).encode("ascii")
+        data = "".join(f"{line}\n" for line in self._used.values()).encode("ascii")
         tmp = os.path.join(self.root, f".tmp-statindex-{os.getpid()}-{os.urandom(6).hex()}")
         from simpler_build.cache.atomic import open_locked_temp
 
@@ -182,4 +244,4 @@ class StatIndex:
             raise
 
 
-__all__ = ["INDEX_NAME", "MAX_BYTES", "RACY_NS", "StatIndex"]
+__all__ = ["ELF_FLAG", "INDEX_NAME", "MAX_BYTES", "RACY_NS", "StatIndex", "key_of"]

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 from simpler_build.cache.fingerprint import inner_so_name
@@ -36,47 +34,66 @@ _OBJECT_RE = re.compile(r"^simpler_inner_([0-9a-f]{16})\.(so|json)$")
 _TEMP_RE = re.compile(r"^\.tmp-([0-9a-f]{16})-\d+-[0-9a-z_]+\.(so|json)$")
 
 
-@dataclass(frozen=True)
 class Layout:
-    """Paths of one cache root (computed once; the root never changes)."""
+    """Paths of one cache root (computed once; the root never changes).
 
+    A plain class with `__slots__`, not a dataclass with cached properties:
+    `dataclasses` imports `inspect`, several milliseconds of every `cache warm`.
+    """
+
+    __slots__ = (
+        "_locks_str",
+        "_objects_str",
+        "base",
+        "gc_lock",
+        "locks",
+        "objects",
+        "quarantine",
+        "root",
+        "stats_file",
+        "tag",
+    )
     root: Path
+    tag: Path
+    base: Path
+    objects: Path
+    locks: Path
+    quarantine: Path
+    stats_file: Path
+    gc_lock: Path
 
-    @cached_property
-    def tag(self) -> Path:
-        return self.root / CACHEDIR_TAG_NAME
+    def __init__(self, root: Path) -> None:
+        base = root / f"v{FORMAT_VERSION}"
+        objects, locks = base / "objects", base / "locks"
+        values = {
+            "root": root,
+            "tag": root / CACHEDIR_TAG_NAME,
+            "base": base,
+            "objects": objects,
+            "locks": locks,
+            "quarantine": base / "quarantine",
+            "stats_file": base / STATS_NAME,
+            "gc_lock": locks / GC_LOCK_NAME,
+            "_objects_str": os.fspath(objects),
+            "_locks_str": os.fspath(locks),
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
-    @cached_property
-    def base(self) -> Path:
-        return self.root / f"v{FORMAT_VERSION}"
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign {name!r}: Layout is frozen")
 
-    @cached_property
-    def objects(self) -> Path:
-        return self.base / "objects"
+    def __eq__(self, other: object) -> bool:
+        return self.root == other.root if isinstance(other, Layout) else NotImplemented
 
-    @cached_property
-    def locks(self) -> Path:
-        return self.base / "locks"
+    def __hash__(self) -> int:
+        return hash(self.root)
 
-    @cached_property
-    def quarantine(self) -> Path:
-        return self.base / "quarantine"
+    def __repr__(self) -> str:
+        return f"Layout(root={self.root!r})"
 
-    @cached_property
-    def stats_file(self) -> Path:
-        return self.base / STATS_NAME
-
-    @cached_property
-    def gc_lock(self) -> Path:
-        return self.locks / GC_LOCK_NAME
-
-    @cached_property
-    def _objects_str(self) -> str:
-        return os.fspath(self.objects)
-
-    @cached_property
-    def _locks_str(self) -> str:
-        return os.fspath(self.locks)
+    def __reduce__(self) -> tuple[type[Layout], tuple[Path]]:
+        return (Layout, (self.root,))  # a spawned child computes the paths again
 
     # Built from strings: these run on every get, and pathlib joins cost microseconds.
     def shard(self, fingerprint: str) -> Path:

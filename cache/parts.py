@@ -30,15 +30,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 import stat
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from simpler_build.cache._record import Record
 from simpler_build.cache.layout import FORMAT_VERSION, TEMP_PREFIX
+
+TYPE_CHECKING = False  # no typing or dataclasses: `cache stats` reads this
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any, ClassVar
 
 #: The names site_scons/site_tools/simpler_cachedir.py uses (a test keeps them equal).
 SCONS_DIR = "scons"
@@ -52,19 +54,24 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 PART_NAMES = ("store", "store_quarantine", "scons", "scons_quarantine", "other")
 
 
-@dataclass(frozen=True)
-class Part:
+class Part(Record):
     """Files and bytes (apparent sizes of regular files) of one part of the root."""
 
-    files: int = 0
-    bytes: int = 0
+    _fields = ("files", "bytes")
+    __slots__ = _fields
+    _defaults: ClassVar[dict[str, object]] = {"files": 0, "bytes": 0}
+    files: int
+    bytes: int
 
     def to_json(self) -> dict[str, int]:
         return {"files": self.files, "bytes": self.bytes}
 
 
-@dataclass(frozen=True)
-class RootUsage:
+class RootUsage(Record):
+    """Every part of the root (PART_NAMES) and its files and bytes."""
+
+    _fields = ("parts",)
+    __slots__ = _fields
     parts: dict[str, Part]
 
     @property
@@ -75,8 +82,11 @@ class RootUsage:
         return {name: self.parts[name].to_json() for name in PART_NAMES}
 
 
-@dataclass(frozen=True)
-class SconsEntry:
+class SconsEntry(Record):
+    """An SCons CacheDir entry, as gc sees it."""
+
+    _fields = ("path", "size", "last_used", "seen")
+    __slots__ = _fields
     path: Path
     #: Entry plus digest record.
     size: int
@@ -328,6 +338,8 @@ def clear_scons(root: Path) -> tuple[int, int, list[str]]:
 def _remove_any(path: Path) -> None:
     """A file or a whole directory, never through a symlink (rmtree works by descriptor)."""
     if stat.S_ISDIR(os.lstat(path).st_mode):
+        import shutil  # only when a quarantine is swept: shutil imports bz2, lzma, ...
+
         shutil.rmtree(path)
     else:
         os.unlink(path)

@@ -47,12 +47,22 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
+    from simpler_build.cache.index import StatIndex
     from simpler_build.cache.maintenance import GcReport, VerifyReport
 
 OBJECT_MODE = 0o444
 META_MODE = 0o644
 #: How long put/get wait for another process holding an entry lock.
 LOCK_TIMEOUT = 300.0
+
+
+#: A bit per metadata field a put can fill in (the stat index's `present` lines).
+_FIELD_BITS = {"arch": 1, "runtime": 2, "build_id": 4, "role": 8, "sha256": 16}
+
+
+def _field_bits(values: dict[str, Any]) -> int:
+    """The bits of the fields that `values` gives (not None)."""
+    return sum(bit for name, bit in _FIELD_BITS.items() if values.get(name) is not None)
 
 
 def _check_fp(fingerprint: str) -> str:
@@ -76,6 +86,7 @@ class ArtifactCache:
         self.layout = Layout(self.root)
         self._counters = Counters(self.layout.stats_file, self._ensure_root)
         self._ready = False
+        self._index: StatIndex | None = None
 
     def __repr__(self) -> str:
         return f"ArtifactCache({str(self.root)!r}, max_bytes={self.max_bytes!r})"
@@ -201,13 +212,50 @@ class ArtifactCache:
 
     def _present(self, fingerprint: str) -> CacheEntry | None:
         """The entry when its object and metadata are both published (no hashing)."""
+        found = self._present_stats(fingerprint)
+        return found[0] if found is not None else None
+
+    def _present_stats(
+        self, fingerprint: str
+    ) -> tuple[CacheEntry, os.stat_result, os.stat_result] | None:
+        """`_present`, with the stats of the object and the metadata file it read."""
         st = self._lstat_object(fingerprint)
         if st is None:
             return None
         meta_st = self._read_meta(fingerprint)
         if meta_st is None:
             return None
-        return self._entry(fingerprint, st.st_size, meta_st)
+        return self._entry(fingerprint, st.st_size, meta_st), st, meta_st[1]
+
+    def _stat_index(self) -> StatIndex:
+        """This root's stat index (index.py), loaded once per ArtifactCache."""
+        if self._index is None:
+            from simpler_build.cache.index import StatIndex
+
+            self._index = StatIndex(self.root)
+        return self._index
+
+    def _known_complete(self, fp: str, wanted: dict[str, str | None], index: StatIndex) -> bool:
+        """Whether the stat index shows entry `fp` published with metadata holding every
+        value in `wanted`, and both files still have the stats it recorded: two lstats,
+        no open.  (Object and metadata are only ever replaced by a rename, and the
+        index's racy rule covers a replacement within the timestamp granularity.)"""
+        known = index.present(fp)
+        if known is None or _field_bits(wanted) & ~known[2]:
+            return False
+        from simpler_build.cache.index import key_of
+
+        try:
+            obj = os.lstat(self.layout.object_str(fp))
+            meta = os.lstat(self.layout.meta_str(fp))
+        except OSError:
+            return False
+        return (
+            stat.S_ISREG(obj.st_mode)
+            and stat.S_ISREG(meta.st_mode)
+            and key_of(obj) == known[0]
+            and key_of(meta) == known[1]
+        )
 
     def _write_meta(self, entry: CacheEntry) -> None:
         data = encode_meta(entry)
@@ -296,12 +344,18 @@ class ArtifactCache:
             evict(self, self.max_bytes, protect={fp})
         return entry
 
-    def _complete(self, fp: str, wanted: dict[str, str | None]) -> CacheEntry | None:
+    def _complete(
+        self, fp: str, wanted: dict[str, str | None], index: StatIndex | None = None
+    ) -> CacheEntry | None:
         """The published entry of `fp` when it already records every value in `wanted`
-        (what makes a put a no-op; warm asks first and skips re-checking its source)."""
-        existing = self._present(fp)
-        if existing is None or self._missing_fields(existing, wanted):
+        (what makes a put a no-op; warm asks first and skips re-checking its source).
+        With `index`, a complete entry is recorded there for `_known_complete`."""
+        found = self._present_stats(fp)
+        if found is None or self._missing_fields(found[0], wanted):
             return None
+        existing, obj_st, meta_st = found
+        if index is not None:
+            index.record_present(fp, obj_st, meta_st, _field_bits(existing.as_dict()))
         return existing
 
     @staticmethod

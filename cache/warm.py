@@ -10,11 +10,12 @@ no re-hash of the cached bytes -- which keeps `simpler-build cache warm` fast.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from simpler_build.cache._record import Record
 from simpler_build.cache.errors import FingerprintMismatch, SourceError
-from simpler_build.cache.fingerprint import fingerprint_file
+from simpler_build.cache.fingerprint import fingerprint_stat
 from simpler_build.files import NotRegularFile
 from simpler_build.manifest import (
     MANIFEST_NAME,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any, ClassVar
 
+    from simpler_build.cache.index import StatIndex
     from simpler_build.cache.store import ArtifactCache
 
 
@@ -112,19 +114,19 @@ def collect_manifests(sources: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def check_manifest(path: Path) -> list[WarmTask]:
+def check_manifest(path: Path, index: StatIndex | None = None) -> list[WarmTask]:
     """Load a manifest and prove each binary exists and has the recorded fingerprint."""
     try:
         manifest = load_manifest(path)
     except ManifestError as exc:
         raise SourceError(exc.path, exc.problem) from None
-    return [_check_binary(manifest, role) for role in ROLES]
+    return [_check_binary(manifest, role, index) for role in ROLES]
 
 
-def _check_binary(manifest: Manifest, role: str) -> WarmTask:
+def _check_binary(manifest: Manifest, role: str, index: StatIndex | None) -> WarmTask:
     record = manifest.binaries[role]
     try:
-        actual = fingerprint_file(record.path)
+        actual, st = fingerprint_stat(record.path)
     except FileNotFoundError:
         raise SourceError(record.path, f"missing (named by {manifest.path})") from None
     except NotRegularFile as exc:
@@ -135,16 +137,26 @@ def _check_binary(manifest: Manifest, role: str) -> WarmTask:
         raise FingerprintMismatch(
             record.path, expected=record.fingerprint, actual=actual, context=f"in {manifest.path}"
         )
-    problem = elf_problem(record.path)
-    if problem is not None:  # what enters the shared cache is a loadable shared object
-        raise SourceError(record.path, f"{role} {problem} (named by {manifest.path})")
+    # What enters the shared cache is a loadable shared object.  The stat index
+    # remembers a file with this very stat that passed, so it is not opened again.
+    if index is None or not index.elf_checked(st, actual):
+        problem = elf_problem(record.path, index, st, actual)
+        if problem is not None:
+            raise SourceError(record.path, f"{role} {problem} (named by {manifest.path})")
     return WarmTask(manifest=manifest, role=role, fingerprint=actual)
 
 
-def elf_problem(path: Path) -> str | None:
-    """Why a file is not an ELF shared object for this host, or None (reads 64 bytes)."""
-    import os
+def elf_problem(
+    path: Path,
+    index: StatIndex | None = None,
+    st: os.stat_result | None = None,
+    fp: str | None = None,
+) -> str | None:
+    """Why a file is not an ELF shared object for this host, or None (reads 64 bytes).
 
+    With `index`, a pass is recorded there for the file with stat `st` and
+    fingerprint `fp` -- only if the descriptor read still has that stat.
+    """
     from simpler_build.elf import header_problem
     from simpler_build.files import open_regular
 
@@ -153,7 +165,10 @@ def elf_problem(path: Path) -> str | None:
     except OSError as exc:
         return f"cannot be read: {exc.strerror or exc}"
     try:
-        return header_problem(os.read(fd, 64))
+        problem = header_problem(os.read(fd, 64))
+        if problem is None and index is not None and st is not None and fp is not None:
+            index.record(st, os.fstat(fd), fp, elf=True)
+        return problem
     finally:
         os.close(fd)
 
@@ -163,19 +178,18 @@ def plan(sources: Iterable[str | Path], cache: ArtifactCache | None = None) -> l
 
     One task per (manifest, role); binaries that several manifests share (the
     dispatcher and AICore ELF of an arch) are added once and then reported
-    as present.  With `cache`, fingerprints go through its root's persistent
-    stat index (index.py), so a binary unchanged since an earlier process
-    checked it is not read again.
+    as present.  With `cache`, fingerprints and ELF checks go through its
+    root's persistent stat index (index.py), so a binary unchanged since an
+    earlier process checked it is not opened again.
     """
     if cache is None:
         return [task for path in collect_manifests(sources) for task in check_manifest(path)]
     from simpler_build.cache.fingerprint import use_index
-    from simpler_build.cache.index import StatIndex
 
-    index = StatIndex(cache.root)
+    index = cache._stat_index()
     previous = use_index(index)
     try:
-        return [task for path in collect_manifests(sources) for task in check_manifest(path)]
+        return [task for path in collect_manifests(sources) for task in check_manifest(path, index)]
     finally:
         use_index(previous)
         index.flush()
@@ -188,29 +202,41 @@ def apply(
 ) -> WarmReport:
     """Put each planned SO; `on_done` is called after each (progress bars)."""
     report = WarmReport()
-    for task in tasks:
-        m = task.manifest
-        record = m.binaries[task.role]
-        runtime = None if task.role == "dispatcher" else m.runtime
-        wanted = {
-            "arch": m.arch,
-            "runtime": runtime,
-            "build_id": record.build_id,
-            "role": task.role,
-            "sha256": record.sha256,
-        }
-        # Already cached with this metadata: put would only re-check the source that
-        # plan just checked; on a warm cache this is the whole of apply.
-        entry = cache._complete(task.fingerprint, wanted)
-        if entry is None:
-            entry = cache.put(record.path, fingerprint=task.fingerprint, **wanted)
-        item = WarmItem(
-            m.path, m.arch, m.runtime, entry.fingerprint, record.path, entry.path, task.role
-        )
-        (report.added if entry.added else report.present).append(item)
-        if on_done is not None:
-            on_done(task)
+    index = cache._stat_index()
+    try:
+        for task in tasks:
+            _apply_one(cache, task, index, report)
+            if on_done is not None:
+                on_done(task)
+    finally:
+        index.flush()
     return report
+
+
+def _apply_one(cache: ArtifactCache, task: WarmTask, index: StatIndex, report: WarmReport) -> None:
+    m = task.manifest
+    record = m.binaries[task.role]
+    fp = task.fingerprint
+    runtime = None if task.role == "dispatcher" else m.runtime
+    wanted = {
+        "arch": m.arch,
+        "runtime": runtime,
+        "build_id": record.build_id,
+        "role": task.role,
+        "sha256": record.sha256,
+    }
+    # Already cached with this metadata: put would only re-check the source that plan
+    # just checked; on a warm cache this is the whole of apply.  The stat index knows
+    # most such entries from two lstats; the rest are read (and recorded there).
+    if cache._known_complete(fp, wanted, index):
+        path, added = cache.layout.object_path(fp), False
+    else:
+        entry = cache._complete(fp, wanted, index)
+        if entry is None:
+            entry = cache.put(record.path, fingerprint=fp, **wanted)
+        path, added = entry.path, entry.added
+    item = WarmItem(m.path, m.arch, m.runtime, fp, record.path, path, task.role)
+    (report.added if added else report.present).append(item)
 
 
 def warm(cache: ArtifactCache, sources: list[Path]) -> WarmReport:

@@ -8,11 +8,14 @@ stderr and exits 2, as a usage error does.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from simpler_build import __version__
 from simpler_build.cache import cli as cache_cli
+
+TYPE_CHECKING = False  # argparse is imported only when the full parser is built
+if TYPE_CHECKING:
+    import argparse
 
 PROG = "simpler-build"
 _EPILOG = """\
@@ -29,7 +32,9 @@ Every command takes --json (docs/json.md). See README.md, docs/ci.md.
 """
 
 
-def build_parser() -> cache_cli.Parser:
+def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = cache_cli.Parser(
         prog=PROG,
         description="Build, cache and run the simpler NPU task runtime's binaries.",
@@ -75,6 +80,10 @@ def build_parser() -> cache_cli.Parser:
 def main(argv: list[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
     json_mode = "--json" in args_in
+    # `cache warm` and friends in their usual forms skip argparse (cache/cli.py).
+    fast = cache_cli.fast_parse(args_in, build_parser)
+    if fast is not None:
+        return cache_cli.run(fast, json_mode)  # type: ignore[arg-type]
     parser = build_parser()
     if not args_in:
         parser.print_help(sys.stderr)

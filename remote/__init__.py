@@ -9,21 +9,62 @@ for the server set-up).
 
 from __future__ import annotations
 
-from simpler_build.remote.config import (
-    REMOTE_ENV,
-    RemoteSpec,
-    parse_remote_storage,
-    parse_url,
-    remotes_from_env,
-)
-from simpler_build.remote.errors import RemoteConfigError
-from simpler_build.remote.storage import RemoteObject, RemoteStorage, meta_key, obj_key
+from importlib import import_module
+
+# Public names resolve on first use (PEP 562): `simpler-build cache warm` imports
+# `simpler_build.remote.errors` to recognise a config error, and must not pay for the
+# URL parser and the Redis client to do so (issue 9).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from simpler_build.remote.config import (
+        REMOTE_ENV,
+        RemoteSpec,
+        parse_remote_storage,
+        parse_url,
+        remotes_from_env,
+    )
+    from simpler_build.remote.errors import RemoteConfigError
+    from simpler_build.remote.storage import RemoteObject, RemoteStorage, meta_key, obj_key
+
+_EXPORTS = {
+    "REMOTE_ENV": "config",
+    "RemoteSpec": "config",
+    "parse_remote_storage": "config",
+    "parse_url": "config",
+    "remotes_from_env": "config",
+    "RemoteConfigError": "errors",
+    "RemoteObject": "storage",
+    "RemoteStorage": "storage",
+    "meta_key": "storage",
+    "obj_key": "storage",
+}
 
 
-def open_remotes(text: str | None = None, where: str = REMOTE_ENV) -> list[RemoteStorage]:
+def open_remotes(text: str | None = None, where: str | None = None) -> list[RemoteStorage]:
     """RemoteStorage for each URL in `text` (default: `SIMPLER_REMOTE_STORAGE`)."""
-    specs = remotes_from_env() if text is None else parse_remote_storage(text, where)
+    from simpler_build.remote.config import REMOTE_ENV, parse_remote_storage, remotes_from_env
+    from simpler_build.remote.storage import RemoteStorage
+
+    if text is None:
+        specs = remotes_from_env()
+    else:
+        specs = parse_remote_storage(text, REMOTE_ENV if where is None else where)
     return [RemoteStorage(spec) for spec in specs]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
 
 
 __all__ = [

@@ -110,6 +110,8 @@ RX = "tests/runtime/test_runtime_execution.py::"
 RT = "tests/runtime/test_runtime_scheduler.py::"
 CP = "tests/cache/test_perf_invariants.py::"
 CW = "tests/cache/test_cache_warm_cli.py::"
+FP = "tests/cache/test_cli_fast_parse.py::"
+IW = "tests/cache/test_index_warm.py::"
 CF = "tests/cache/test_config.py::"
 CH = "tests/cache/test_cli_habits.py::"
 CR = "tests/cache/test_cli_root_bound.py::"
@@ -250,6 +252,41 @@ MUTANTS: tuple[Mutant, ...] = (
         "the stat index is never fooled by a rewrite that restores size and mtime",
     ),
     m(
+        "index-present-ignores-the-metadata-stat",
+        "cache/store.py",
+        "            and key_of(meta) == known[1]\n",
+        "            and True\n",
+        (IW + "test_replaced_metadata_with_fewer_fields_is_read_and_filled_again",),
+        "a warm answered by the stat index still sees replaced metadata (and fills it in)",
+    ),
+    m(
+        "index-present-trusts-racy-entries",
+        "cache/index.py",
+        "        if not (self.trusted(obj) and self.trusted(meta)):\n",
+        "        if False:\n",
+        (IW + "test_entries_too_recent_to_trust_are_not_recorded",),
+        "a store entry too recent to trust is never recorded in the stat index",
+    ),
+    m(
+        "index-elf-flag-ignores-the-fingerprint",
+        "cache/index.py",
+        "parts[5:] == [fp, ELF_FLAG]",
+        "parts[6:] == [ELF_FLAG]",
+        (IW + "test_elf_flag_needs_the_same_stat_and_fingerprint",),
+        "an ELF check is remembered only for the file with that stat and fingerprint",
+    ),
+    m(
+        "warm-skips-the-elf-check-with-an-index",
+        "cache/warm.py",
+        "    if index is None or not index.elf_checked(st, actual):\n",
+        "    if index is None:\n",
+        (
+            "tests/cache/test_reliability_inputs.py::test_only_elf_shared_objects_enter_the_cache",
+            IW + "test_a_rewritten_binary_is_checked_again_elf_header_included",
+        ),
+        "only ELF shared objects enter the cache, with or without the stat index",
+    ),
+    m(
         "flock-keeps-an-unlinked-lock-file",
         "cache/_flock.py",
         "    if held.st_nlink == 0:\n        return False\n",
@@ -266,6 +303,22 @@ MUTANTS: tuple[Mutant, ...] = (
         "from simpler_build.cache._record import Record\n",
         (LEAN + "test_cli_commands_load_nothing_heavy_from_the_read_path",),
         "the modules of `cache warm`'s read path import no dataclasses/typing machinery",
+    ),
+    m(
+        "cli-imports-argparse",
+        "cache/cli.py",
+        "from types import SimpleNamespace\n",
+        "from types import SimpleNamespace\n\nimport argparse  # noqa: F401\n",
+        (LEAN + "test_usual_warm_and_stats_load_no_argparse_dataclasses_or_typing",),
+        "usual `cache warm` and `cache stats` load no argparse, dataclasses or typing",
+    ),
+    m(
+        "fast-parse-accepts-split-sources",
+        "cache/cli.py",
+        "        sources_done = bool(sources)\n",
+        "        sources_done = False\n",
+        (FP + "test_forms_argparse_must_judge_are_not_fast",),
+        "the argparse-free parse of `cache warm` accepts only what argparse accepts, identically",
     ),
     m(
         "binaries-import-pyelftools",

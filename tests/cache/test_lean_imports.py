@@ -8,9 +8,9 @@ loaded.  The promises:
   and the runtime's import path (and `RuntimeBinaries`) never loads pyelftools;
 - no module of the cache read path (store, warm, fingerprint, index,
   transfer, resolve, manifest, elf, files) executes an
-  import of dataclasses, inspect, typing or argparse.  Another module may
-  still load them (the CLI's argparse, cache/layout.py's dataclass): that is
-  its own cost, and bench/cache_bench.py shows what remains.
+  import of dataclasses, inspect, typing or argparse;
+- `cache warm` and `cache stats` in their usual forms load none of them at all
+  (nor shutil): the CLI parses those forms without argparse.
 
 Nothing here times anything: speed is bench/cache_bench.py's to measure.
 """
@@ -164,3 +164,25 @@ def test_runtime_import_and_binaries_load_no_pyelftools(warm_build: Path, cache_
     assert "simpler_build.runtime.binaries" in imports.loaded
     assert imports.loaded_any("elftools") == []
     assert imports.heavy_asked_by_read_path() == set()  # through resolve, manifest, files
+
+
+#: Never loaded at all by `cache warm` and `cache stats` in their usual forms:
+#: cache/cli.py's fast_parse answers them without argparse (gettext, shutil, ...).
+NOT_AT_ALL = ("argparse", "dataclasses", "inspect", "typing", "shutil")
+
+
+@pytest.mark.parametrize(
+    "args", [["warm"], ["warm", "--json", "-v"], ["stats"], ["stats", "--json"]]
+)
+def test_usual_warm_and_stats_load_no_argparse_dataclasses_or_typing(
+    warm_build: Path, cache_dir: Path, args: list[str]
+) -> None:
+    if args[0] == "warm":
+        args = [*args, str(warm_build)]
+    imports = _imports(
+        f"from simpler_build.cli import main\nassert main({['cache', *args]!r}) == 0\n",
+        cache_dir,
+    )
+    _check_lean(imports)
+    for name in NOT_AT_ALL:
+        assert imports.loaded_any(name) == [], name
