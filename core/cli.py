@@ -35,7 +35,7 @@ Every command takes --json (docs/json.md). See README.md, docs/ci.md.
 def build_parser() -> argparse.ArgumentParser:
     import argparse
 
-    parser = cache_cli.Parser(
+    parser: argparse.ArgumentParser = cache_cli.Parser(
         prog=PROG,
         description="Build, cache and run the simpler NPU task runtime's binaries.",
         epilog=_EPILOG,
