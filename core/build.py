@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 PROG = "simpler-build build"
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -66,8 +67,17 @@ def _jobs(text: str) -> int:
     return n
 
 
+class _UsageError(Exception):
+    """A bad command line, reported by main (one line, or JSON with --json)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog=PROG,
         description="Build the runtime binaries from this install's sources with SCons.",
         epilog="Variables (arch=, runtime=, mode=, cache=, CC=, CFLAGS=, ...) are SCons's: "
@@ -90,43 +100,76 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-j", "--jobs", type=_jobs, default=os.cpu_count() or 1, metavar="N")
     p.add_argument("--scons-help", action="store_true", help="list the SCons variables and exit")
     p.add_argument("--print-source", action="store_true", help="print the source tree and exit")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="SCons's output goes to stderr; stdout gets one JSON object (docs/json.md)",
+    )
     return p
 
 
+def _error(json_mode: bool, message: str, code: int, kind: str) -> int:
+    from simpler_build.cache.cli import report_error
+
+    return report_error(json_mode, PROG, message, code, kind=kind)
+
+
+def _report(build_dir: Path, tree: Path, code: int) -> dict[str, object]:
+    """The --json object: where it built and the manifests now under the build directory."""
+    from simpler_build.manifest import MANIFEST_NAME
+
+    manifests = sorted(str(p) for p in build_dir.rglob(MANIFEST_NAME)) if code == 0 else []
+    return {
+        "schema_version": 1,
+        "build_dir": str(build_dir),
+        "source": str(tree),
+        "exit_code": code,
+        "manifests": manifests,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    json_mode = "--json" in argv
+    p = parser()
     try:
-        args = parser().parse_args(argv)
-    except SystemExit as exc:
+        args = p.parse_args(argv)
+    except SystemExit as exc:  # --help
         return int(exc.code or 0)
+    except _UsageError as exc:
+        if not json_mode:
+            p.print_usage(sys.stderr)
+        return _error(json_mode, str(exc), 2, "usage")
     tree = source_tree()
     if tree is None:
-        print(
-            f"{PROG}: error: {PACKAGE_DIR}: this install carries no SConstruct "
+        return _error(
+            json_mode,
+            f"{PACKAGE_DIR}: this install carries no SConstruct "
             "(reinstall simpler-build from a wheel or a checkout)",
-            file=sys.stderr,
+            1,
+            "install",
         )
-        return 1
     if args.print_source:
         print(tree)
         return 0
     problem = missing_build_extra()
     if problem:
-        print(f"{PROG}: error: {problem}", file=sys.stderr)
-        return 1
+        return _error(json_mode, problem, 1, "install")
     build_dir = args.build_dir.expanduser().absolute()
     if build_dir.exists() and not build_dir.is_dir():
-        print(f"{PROG}: error: --build-dir {build_dir}: not a directory", file=sys.stderr)
-        return 1
+        return _error(json_mode, f"--build-dir {build_dir}: not a directory", 1, "usage")
     if any(v.split("=", 1)[0] == "build_dir" for v in args.variables):
-        print(f"{PROG}: error: give the output directory as --build-dir DIR", file=sys.stderr)
-        return 2
+        return _error(json_mode, "give the output directory as --build-dir DIR", 2, "usage")
     cmd = [sys.executable, "-m", "SCons", "-C", str(tree), f"-j{args.jobs}"]
     cmd += ["-h"] if args.scons_help else []
     cmd += [*args.variables, f"build_dir={build_dir}"]
     # -C changes SCons's directory; the user's cwd stays the launch directory,
-    # where the SConstruct looks for custom.py.
-    return subprocess.run(cmd, check=False).returncode
+    # where the SConstruct looks for custom.py.  With --json, stdout is the report's alone.
+    out = sys.stderr if args.json else None
+    code = subprocess.run(cmd, check=False, stdout=out).returncode
+    if args.json:
+        import json
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        json.dump(_report(build_dir, tree, code), sys.stdout)
+        sys.stdout.write("\n")
+    return code

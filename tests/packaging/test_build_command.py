@@ -6,6 +6,8 @@ test_wheel.py's; here the same command runs from the checkout's install.
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +30,18 @@ def build_cmd(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+def documented_keys(title: str) -> set[str]:
+    """The key column of docs/json.md's table under `## `title``."""
+    keys: set[str] = set()
+    section = ""
+    for line in (REPO / "docs" / "json.md").read_text().splitlines():
+        if line.startswith("## "):
+            section = line[3:].strip().strip("`")
+        elif section == title and (m := re.match(r"^\| `([a-z_0-9]+)` \|", line)):
+            keys.add(m.group(1))
+    return keys
+
+
 def tree_files(tree: Path) -> set[Path]:
     """The source tree's files, minus Python's bytecode caches."""
     return {p for p in tree.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
@@ -37,10 +51,17 @@ def test_builds_the_install_s_sources_into_the_named_directory(tmp_path: Path) -
     where = build_cmd("--print-source", cwd=tmp_path)
     assert where.returncode == 0 and Path(where.stdout.strip()) == REPO
     before = tree_files(REPO / "site_scons") | tree_files(REPO / "runtime")
-    proc = build_cmd("arch=a2a3", "runtime=host_build_graph", "--build-dir", "out", cwd=tmp_path)
+    proc = build_cmd(
+        "arch=a2a3", "runtime=host_build_graph", "--build-dir", "out", "--json", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     manifest = tmp_path / "out" / "lib" / "a2a3" / "host_build_graph" / "runtime_binaries.json"
     assert manifest.is_file()
+    # --json: SCons's chatter went to stderr; stdout is one object with the documented keys.
+    report = json.loads(proc.stdout)
+    assert set(report) == documented_keys("simpler-build build --json")
+    assert report["manifests"] == [str(manifest)] and report["exit_code"] == 0
+    assert report["build_dir"] == str(tmp_path / "out")
     assert (tmp_path / "out" / ".sconsign.dblite").is_file()
     # Nothing lands in the sources: they may be a read-only site-packages.
     assert tree_files(REPO / "site_scons") | tree_files(REPO / "runtime") == before
@@ -91,3 +112,20 @@ def test_scons_under_a_python_without_the_package_says_so(tmp_path: Path) -> Non
         "SCons: run the scons of the venv it is installed in (README.md: scripts/setup.sh), "
         "or pip install '.[all]' there."
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "kind", "problem"),
+    [
+        (("arch",), "usage", "'arch' is not NAME=VALUE"),
+        (("build_dir=x",), "usage", "give the output directory as --build-dir DIR"),
+    ],
+)
+def test_bad_input_with_json_is_one_json_object_on_stderr(
+    tmp_path: Path, args: tuple[str, ...], kind: str, problem: str
+) -> None:
+    proc = build_cmd(*args, "--json", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stdout == ""
+    (line,) = proc.stderr.splitlines()
+    error = json.loads(line)["error"]
+    assert error["kind"] == kind and problem in error["message"] and error["exit_code"] == 2
