@@ -11,10 +11,18 @@ from .abi import KernelId, Status
 from .aicpu_op import LoadAicpuOp
 from .binaries import BinaryError, RuntimeBinaries
 from .graph import Buffer, Graph, TaskSpec
-from .runner import DeviceRunner, DeviceUnusableError, KernelExecError, PreparedGraph
+from .runner import (
+    AlreadyPreparedError,
+    DeviceRunner,
+    DeviceUnusableError,
+    KernelExecError,
+    PreparedGraph,
+    PreparedGraphClosedError,
+)
 from .sim.errors import CannError
 
 __all__ = [
+    "AlreadyPreparedError",
     "BinaryError",
     "Buffer",
     "CannError",
@@ -25,6 +33,7 @@ __all__ = [
     "KernelId",
     "LoadAicpuOp",
     "PreparedGraph",
+    "PreparedGraphClosedError",
     "RuntimeBinaries",
     "Status",
     "TaskSpec",
