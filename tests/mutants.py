@@ -1116,6 +1116,22 @@ MUTANTS: tuple[Mutant, ...] = (
         "registration records the handle; the module load (HBM) waits for the first launch",
     ),
     m(
+        "vector-tiling-drops-the-rest",
+        "runtime/aicore/tiling.h",
+        "    t.rest = left - t.tail;\n",
+        "    t.rest = 0;\n",
+        (RP + "test_vector_tiling_covers_every_length_and_core_split",),
+        "a vector kernel's tiles, tail and rest cover its whole slice",
+    ),
+    m(
+        "cube-fixpipe-writes-the-padding",
+        "runtime/aicore/cube_kernels.c",
+        "for (uint32_t j = 0; j < F && c0 + j < cols; ++j)",
+        "for (uint32_t j = 0; j < F && (cols || 1); ++j)",
+        (RP + "test_matmul_base_tiles_and_padded_edges",),
+        "the fixpipe writes only the output's own elements, never a padded fractal's",
+    ),
+    m(
         "kernel-slice-drops-the-tail",
         "runtime/aicore/slice.h",
         "    uint64_t chunk = (total + block_dim - 1) / block_dim;\n",
