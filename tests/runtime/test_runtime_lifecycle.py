@@ -9,6 +9,9 @@ memory and the process's real mappings.
 from __future__ import annotations
 
 import ctypes
+import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -390,3 +393,26 @@ def test_reprs_say_what_each_object_is(
         assert repr(prepared).endswith("3 tasks, closed>")
     assert repr(runner).endswith("finalized>")
     assert sim.get_device(0) is None
+
+
+def test_options_bench_runs_and_reports_every_variant_against_its_floor(
+    runtime_lib: Path,
+) -> None:
+    """bench/prepared_options_bench.py end to end; its figures are printed, never asserted."""
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [
+            *(sys.executable, str(repo / "bench/prepared_options_bench.py"), "--arch", "a2a3"),
+            *("--rounds", "1", "--calls", "3", "--json", "--build-dir", str(runtime_lib.parent)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    variants = {"floor_runner_run", "call_default", "call_aicpu_threads", "call_block_dim"}
+    assert set(report["median_us_per_call"]) == set(report["vs_floor"]) == variants
+    assert report["vs_floor"]["floor_runner_run"] == 1.0
+    assert all(v > 0 for v in report["median_us_per_call"].values())
