@@ -6,8 +6,8 @@ Prints, in one run, the time per call of one prepared chain graph:
   - `prepared(...)` without options: must match the floor (no per-call work);
   - `prepared(..., aicpu_threads=N)`: one field of the by-value block set and restored;
   - `prepared(..., block_dim=N)`: the task array rewritten on the device and restored.
-Calls are interleaved in rounds, and each figure is the median of its rounds, so
-that the machine's drift hits every variant alike.
+Calls are interleaved in rounds that each start at another variant, and each
+figure is the median of its rounds, so that the machine's drift hits every variant alike.
 
 Uses a temporary SIMPLER_SIM_ROOT; needs a build (`scons arch=all`) or --build-dir.
 """
@@ -69,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         for fn in variants.values():  # warm-up: module load, caches
             _per_call(fn, 20)
         rounds: dict[str, list[float]] = {name: [] for name in variants}
-        for _ in range(args.rounds):
-            for name, fn in variants.items():
-                rounds[name].append(_per_call(fn, args.calls))
+        names = list(variants)
+        for r in range(args.rounds):  # each round starts at another variant: no fixed order
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                rounds[name].append(_per_call(variants[name], args.calls))
     us = {name: 1e6 * statistics.median(times) for name, times in rounds.items()}
     floor = us["floor_runner_run"]
     result = {
