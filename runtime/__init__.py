@@ -14,11 +14,19 @@ from .abi import KernelId, Status
 from .aicpu_op import InnerSoLatchError, LoadAicpuOp
 from .binaries import BinaryError, RuntimeBinaries
 from .graph import Buffer, Graph, TaskSpec
-from .runner import DeviceRunner, DeviceUnusableError, KernelExecError, PreparedGraph
+from .runner import (
+    AlreadyPreparedError,
+    DeviceRunner,
+    DeviceUnusableError,
+    KernelExecError,
+    PreparedGraph,
+    PreparedGraphClosedError,
+)
 from .sim.errors import CannError
 from .worker import WorkerDiedError, WorkerError, WorkerPrepared, WorkerRunner, WorkerTimeoutError
 
 __all__ = [
+    "AlreadyPreparedError",
     "BinaryError",
     "Buffer",
     "CannError",
@@ -30,6 +38,7 @@ __all__ = [
     "KernelId",
     "LoadAicpuOp",
     "PreparedGraph",
+    "PreparedGraphClosedError",
     "RuntimeBinaries",
     "Status",
     "TaskSpec",

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 from .abi import KernelId
 
+#: Keywords of a PreparedGraph call (per-run options); no input may take these names.
+RUN_OPTIONS = frozenset({"block_dim", "aicpu_threads", "cast"})
+
 
 @dataclass(frozen=True, eq=False)
 class Buffer:
@@ -53,12 +56,25 @@ class Graph:
         self.buffers: list[Buffer] = []
         self.tasks: list[TaskSpec] = []
 
+    def __repr__(self) -> str:
+        counts = {
+            role: sum(b.role == role for b in self.buffers) for role in ("input", "output", "temp")
+        }
+        parts = ", ".join(f"{n} {role}{'' if n == 1 else 's'}" for role, n in counts.items())
+        tasks = len(self.tasks)
+        return f"<Graph {self.name!r}: {parts}, {tasks} task{'' if tasks == 1 else 's'}>"
+
     # -- buffers -----------------------------------------------------------------------------
     def _buffer(self, name: str, shape: int | tuple[int, ...], role: str) -> Buffer:
         dims = (shape,) if isinstance(shape, int) else tuple(shape)
         if not dims or any(not isinstance(d, int) or d <= 0 for d in dims):
             raise ValueError(
                 f"{self.name}: buffer {name!r} needs positive integer dims, not {shape}"
+            )
+        if role == "input" and name in RUN_OPTIONS:
+            raise ValueError(
+                f"{self.name}: input name {name!r} is a run option of a prepared graph "
+                f"({', '.join(sorted(RUN_OPTIONS))}); choose another name"
             )
         if any(b.name == name for b in self.buffers):
             raise ValueError(f"{self.name}: buffer name {name!r} used twice")

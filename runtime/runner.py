@@ -79,6 +79,26 @@ class KernelExecError(DeviceError):
         super().__init__(f"graph {graph!r} failed on the AICPU: {label}{where}")
 
 
+class PreparedGraphClosedError(DeviceError):
+    """A PreparedGraph was used after close(): its device buffers are gone. Prepare it again."""
+
+    def __init__(self, graph: str) -> None:
+        super().__init__(
+            f"prepared graph {graph!r} was closed; its device buffers are freed -- "
+            "prepare the graph again"
+        )
+
+
+class AlreadyPreparedError(DeviceError):
+    """The graph object already has an open PreparedGraph on this runner (upstream refuses too)."""
+
+    def __init__(self, graph: str) -> None:
+        super().__init__(
+            f"graph {graph!r} is already prepared on this runner; close() that PreparedGraph "
+            "before preparing the graph again"
+        )
+
+
 class DeviceUnusableError(DeviceError):
     """The runner's device faulted; `fault` is the first fault. finalize() and start over."""
 
@@ -90,9 +110,15 @@ class DeviceUnusableError(DeviceError):
         )
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class PreparedGraph:
-    """A graph with its device buffers and task array built once; call it to run."""
+    """A graph with its device buffers and task array built once; call it to run.
+
+    `close()` (or leaving a `with` block) frees its device buffers and task
+    array; the runner's AICore module and inner SO stay loaded for the next
+    prepare.  Keyword options of a call (`block_dim`, `aicpu_threads`, `cast`)
+    apply to that run only.
+    """
 
     runner: DeviceRunner
     graph: Graph
@@ -103,14 +129,47 @@ class PreparedGraph:
     main_args: AicoreMainArgs  # the AICore side's by-value block; `epoch` changes per run
     num_edges: int
     blocks: list[int] = field(default_factory=list)
-    released: bool = False
+    released: bool = False  # closed, or its runner finalized: the device buffers are gone
     last_threads: int = 0  # scheduler threads that took part in the last run
+    tasks: ctypes.Array[Task] | None = None  # the host copy of the device task array
+    nbytes: int = 0  # device bytes this callable holds
 
-    def __call__(self, *inputs: Any, **named: Any) -> tuple[np.ndarray, ...]:
-        return self.runner.run(self, *inputs, **named)
+    def __call__(
+        self,
+        *inputs: Any,
+        block_dim: int | None = None,
+        aicpu_threads: int | None = None,
+        cast: bool = False,
+        **named: Any,
+    ) -> tuple[np.ndarray, ...]:
+        if block_dim is None and aicpu_threads is None and not cast:
+            return self.runner.run(self, *inputs, **named)  # the default call: nothing extra
+        return self.runner._run_with_options(
+            self, inputs, named, block_dim=block_dim, aicpu_threads=aicpu_threads, cast=cast
+        )
+
+    def close(self) -> None:
+        """Free this callable's device buffers and task array; idempotent."""
+        self.runner._close_prepared(self)
+
+    def __enter__(self) -> PreparedGraph:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        runner = self.runner
+        state = "closed" if self.released else f"{self.nbytes} B on device"
+        return (
+            f"<PreparedGraph {self.graph.name!r} {runner.bins.arch}/{runner.bins.runtime} "
+            f"device {runner.device_id}: {len(self.graph.tasks)} tasks, {state}>"
+        )
 
     def last_order(self) -> list[int]:
         """Task indices in the order the AICPU executed them on the last run."""
+        if self.released:
+            raise PreparedGraphClosedError(self.graph.name)
         n = len(self.graph.tasks)
         out = (ctypes.c_uint32 * n)()
         sim.rtMemcpy(self.runner.ctx, ctypes.addressof(out), 4 * n, self.order_addr, 4 * n, D2H)
@@ -259,7 +318,8 @@ class DeviceRunner:
         self.max_block_dim = profile.max_block_dim
         self._lock = threading.RLock()
         self._counts: Counter[str] = Counter()
-        self._prepared: list[PreparedGraph] = []
+        self._prepared: list[PreparedGraph] = []  # open ones: close() or finalize() ends them
+        self._alloc_bytes = 0  # bytes allocated by the prepare in progress
         self._aicore: sim.KernelHandle | None = None
         self._finalized = False
         self._teardown = _Teardown()
@@ -302,6 +362,13 @@ class DeviceRunner:
             if self._finalizer is not None:  # only now: an interrupted teardown stays collectable
                 self._finalizer.detach()
 
+    def __repr__(self) -> str:
+        state = "finalized" if self._finalized else f"{len(self._prepared)} prepared"
+        return (
+            f"<DeviceRunner {self.bins.arch}/{self.bins.runtime} device {self.device_id}: "
+            f"{self.aicpu_threads} of {self.launch_threads} AICPU threads, {state}>"
+        )
+
     def _check_open(self) -> None:
         if self._finalized:
             raise RuntimeError("DeviceRunner was finalized; create a new one")
@@ -334,6 +401,8 @@ class DeviceRunner:
             self._check_open()
             if not graph.tasks:
                 raise ValueError(f"graph {graph.name!r} has no tasks")
+            if any(p.graph is graph for p in self._prepared):
+                raise AlreadyPreparedError(graph.name)
             if graph.uses_matmul and not self.ctx.device.profile.mix_aicore:
                 raise ValueError(
                     f"graph {graph.name!r} uses matmul, a cube kernel; {self.bins.arch} AICore "
@@ -347,6 +416,7 @@ class DeviceRunner:
                         "(PLATFORM_MAX_BLOCKDIM; 0 means all)"
                     )
             blocks: list[int] = []
+            self._alloc_bytes = 0
             try:
                 return self._build(graph, blocks)
             except BaseException:
@@ -358,6 +428,7 @@ class DeviceRunner:
     def _alloc(self, blocks: list[int], size: int, tag: str) -> int:
         addr = sim.rtMalloc(self.ctx, size, tag)
         blocks.append(addr)
+        self._alloc_bytes += size
         return addr
 
     def _to_device(self, blocks: list[int], obj: ctypes.Array | ctypes.Structure, tag: str) -> int:
@@ -409,6 +480,8 @@ class DeviceRunner:
             main_args=AicoreMainArgs(state=args.state),
             num_edges=len(flat) if host_deps else -1,
             blocks=blocks,
+            tasks=tasks,
+            nbytes=self._alloc_bytes,
         )
         self._prepared.append(prepared)
         self._counts["prepared"] += 1
@@ -420,7 +493,9 @@ class DeviceRunner:
         with self._lock:
             self._check_open()
             if prepared.runner is not self or prepared.released:
-                raise ValueError("this prepared graph belongs to another (or a finalized) runner")
+                if prepared.runner is self:
+                    raise PreparedGraphClosedError(prepared.graph.name)
+                raise ValueError("this prepared graph belongs to another runner")
             graph = prepared.graph
             arrays = _bind_inputs(graph, inputs, named)
             for buf, arr in arrays:
@@ -461,6 +536,97 @@ class DeviceRunner:
                 outs.append(out)
             return tuple(outs)
 
+    def _close_prepared(self, prepared: PreparedGraph) -> None:
+        """Free a callable's device blocks; after finalize() the teardown already did."""
+        with self._lock:
+            if prepared.released:
+                return
+            prepared.released = True
+            self._prepared.remove(prepared)
+            blocks, prepared.blocks = prepared.blocks, []
+            if not self.ctx.alive:
+                return
+            for addr in blocks:  # a faulted device frees nothing; finalize() tears it all down
+                with contextlib.suppress(sim.CannError):
+                    sim.rtFree(self.ctx, addr)
+            self._counts["closed"] += 1
+
+    def _check_options(self, block_dim: int | None, aicpu_threads: int | None) -> None:
+        """Per-run options against the arch's limits; a ValueError naming the limit."""
+        arch = self.bins.arch
+        if block_dim is not None and (
+            isinstance(block_dim, bool)
+            or not isinstance(block_dim, int)
+            or not 0 <= block_dim <= self.max_block_dim
+        ):
+            raise ValueError(
+                f"block_dim={block_dim!r}: an {arch} run takes 0 to {self.max_block_dim} blocks "
+                "(PLATFORM_MAX_BLOCKDIM; 0 means all)"
+            )
+        most = self.ctx.device.profile.max_sched_threads
+        if aicpu_threads is not None and (
+            isinstance(aicpu_threads, bool)
+            or not isinstance(aicpu_threads, int)
+            or not 1 <= aicpu_threads <= most
+        ):
+            raise ValueError(
+                f"aicpu_threads={aicpu_threads!r}: an {arch} device runs 1 to {most} "
+                "scheduler threads"
+            )
+
+    def _run_with_options(
+        self,
+        prepared: PreparedGraph,
+        inputs: tuple[Any, ...],
+        named: dict[str, Any],
+        *,
+        block_dim: int | None,
+        aicpu_threads: int | None,
+        cast: bool,
+    ) -> tuple[np.ndarray, ...]:
+        """One run with per-run options; the prepared state is restored afterwards.
+
+        Only calls that pass options come here, so the default call pays nothing.
+        `block_dim` replaces every task's block count for this run (the task
+        array is rewritten, then restored); `aicpu_threads` sets the scheduler
+        threads in the by-value argument block; `cast` converts inputs to float32.
+        """
+        self._check_options(block_dim, aicpu_threads)
+        if cast:
+            inputs = tuple(_as_float32(v) for v in inputs)
+            named = {k: _as_float32(v) for k, v in named.items()}
+        with self._lock:
+            args = prepared.host_args
+            saved_threads = args.active_threads
+            tasks = prepared.tasks
+            rewrite = block_dim is not None and tasks is not None and not prepared.released
+            try:
+                if aicpu_threads is not None:
+                    args.active_threads = aicpu_threads
+                if rewrite:
+                    assert tasks is not None and block_dim is not None
+                    self._check_open()
+                    self._write_tasks(prepared, tasks, block_dim or self.max_block_dim)
+                return self.run(prepared, *inputs, **named)
+            finally:
+                args.active_threads = saved_threads
+                if rewrite and self.ctx.alive and self.ctx.device.fault is None:
+                    assert tasks is not None
+                    self._write_tasks(prepared, tasks, None)
+
+    def _write_tasks(
+        self, prepared: PreparedGraph, tasks: ctypes.Array[Task], dim: int | None
+    ) -> None:
+        """Copy the task array to the device, every block_dim set to `dim` (None: as prepared)."""
+        if dim is not None:
+            copy = (Task * len(tasks))()
+            ctypes.memmove(copy, tasks, ctypes.sizeof(tasks))
+            for task in copy:
+                task.block_dim = dim
+            tasks = copy
+        size = ctypes.sizeof(tasks)
+        sim.rtMemcpy(self.ctx, prepared.host_args.tasks, size, ctypes.addressof(tasks), size, H2D)
+
     # -- statistics --------------------------------------------------------------------------
     @property
     def stats(self) -> dict[str, int | str]:
@@ -484,6 +650,8 @@ class DeviceRunner:
             "aicore_launches": self._counts["aicore_launches"],
             "runs": self._counts["runs"],
             "prepared": self._counts["prepared"],
+            "closed": self._counts["closed"],
+            "open_prepared": len(self._prepared),
             "hbm_in_use": hbm.in_use,
             "hbm_peak": hbm.peak,
             "hbm_capacity": hbm.capacity,
@@ -509,8 +677,19 @@ def _bind_inputs(
     for buf in wanted:
         if buf.name not in given:
             raise TypeError(f"graph {graph.name!r}: missing input {buf.name!r}")
-        arr = np.ascontiguousarray(given[buf.name], dtype=np.float32)
+        arr = np.asarray(given[buf.name])
+        if arr.dtype != np.float32:
+            raise TypeError(
+                f"input {buf.name!r} is {arr.dtype}, graph {graph.name!r} takes float32 -- "
+                "pass float32 arrays, or call with cast=True to convert"
+            )
+        arr = np.ascontiguousarray(arr)
         if arr.shape != buf.shape:
             raise ValueError(f"input {buf.name!r} has shape {arr.shape}, graph says {buf.shape}")
         bound.append((buf, arr))
     return bound
+
+
+def _as_float32(value: Any) -> np.ndarray:
+    """cast=True: the input as a float32 array (the caller asked for the conversion)."""
+    return np.asarray(value, dtype=np.float32)

@@ -41,7 +41,7 @@ from simpler_build.errors import DeviceError
 from ._shm import Region
 from .binaries import RuntimeBinaries
 from .graph import Graph
-from .runner import _bind_inputs
+from .runner import _as_float32, _bind_inputs
 from .sim.profiles import profile_for
 
 #: How long a worker may take to start (spawn, import numpy and the runtime, bootstrap).
@@ -186,7 +186,9 @@ def _serve(runner: Any, graphs: dict[int, tuple[Any, Region]], msg: tuple, fd: i
     if op == "run":
         _, gid, options = msg
         prepared, region = graphs[gid]
-        region.write_outputs(runner.run(prepared, *region.inputs, **options))
+        # The in-process callable applies per-run options (block_dim, aicpu_threads) exactly
+        # as it would in the parent; inputs were checked and cast there.
+        region.write_outputs(prepared(*region.inputs, **options))
         return prepared.num_edges, prepared.last_threads
     if op == "order":
         return graphs[msg[1]][0].last_order()
@@ -450,6 +452,9 @@ class WorkerRunner:
             # any other keyword is the worker runner's to accept or refuse.
             mine = {k: v for k, v in named.items() if k in names}
             options = {k: v for k, v in named.items() if k not in names}
+            if options.pop("cast", False):  # as PreparedGraph does: convert, then check
+                inputs = tuple(_as_float32(v) for v in inputs)
+                mine = {k: _as_float32(v) for k, v in mine.items()}
             region.write_inputs([arr for _, arr in _bind_inputs(graph, inputs, mine)])
             prepared.num_edges, prepared.last_threads = self._request(
                 ("run", prepared.gid, options), prepared

@@ -100,6 +100,7 @@ RI = "tests/runtime/test_invariants_runtime.py::"
 RA = "tests/runtime/test_invariants_abi.py::"
 RB = "tests/runtime/test_runtime_bootstrap.py::"
 RP = "tests/runtime/test_runtime_prepared.py::"
+RL = "tests/runtime/test_runtime_lifecycle.py::"
 RS = "tests/runtime/test_runtime_sim.py::"
 RM = "tests/runtime/test_runtime_multiprocess.py::"
 SD = "tests/scons/test_invariants_dispatcher.py::"
@@ -1248,6 +1249,55 @@ MUTANTS: tuple[Mutant, ...] = (
         "AICore work runs on its own stream, distinct from the AICPU's (upstream #1852)",
     ),
     m(
+        "close-keeps-device-buffers",
+        "runtime/runner.py",
+        "            for addr in blocks:  # a faulted device frees nothing; finalize() tears"
+        " it all down\n",
+        "            for addr in []:\n",
+        (RL + "test_close_gives_back_exactly_what_prepare_took",),
+        "close() frees a callable's buffers: hbm_in_use returns to its value before prepare",
+    ),
+    m(
+        "double-prepare-allowed",
+        "runtime/runner.py",
+        "            if any(p.graph is graph for p in self._prepared):\n",
+        "            if False:\n",
+        (RL + "test_preparing_one_graph_twice_is_refused_and_costs_nothing",),
+        "preparing a graph object that has an open callable is refused, allocating nothing",
+    ),
+    m(
+        "run-block-dim-ignored",
+        "runtime/runner.py",
+        "                    self._write_tasks(prepared, tasks, block_dim or self.max_block_dim)\n",
+        "                    pass\n",
+        (RL + "test_block_dim_per_run_reaches_the_kernels_and_is_restored",),
+        "a per-run block_dim reaches the kernels of that run",
+    ),
+    m(
+        "run-threads-not-restored",
+        "runtime/runner.py",
+        "                args.active_threads = saved_threads\n",
+        "                pass\n",
+        (RL + "test_aicpu_threads_per_run_apply_to_that_run_only",),
+        "per-run aicpu_threads apply to that run only",
+    ),
+    m(
+        "run-options-unbounded",
+        "runtime/runner.py",
+        "            or not 0 <= block_dim <= self.max_block_dim\n",
+        "            or not 0 <= block_dim\n",
+        (RL + "test_run_options_out_of_the_arch_limits_are_refused",),
+        "a per-run block_dim above the arch's limit is refused, naming it",
+    ),
+    m(
+        "inputs-silently-cast",
+        "runtime/runner.py",
+        "        if arr.dtype != np.float32:\n",
+        "        arr = arr.astype(np.float32)\n        if False:\n",
+        (RL + "test_non_float32_inputs_are_refused_unless_cast",),
+        "a non-float32 input is refused unless the call says cast=True",
+    ),
+    m(
         "module-load-at-registration",
         "runtime/sim/aicore.py",
         "    handle = KernelHandle(ctx, path, data)\n",
@@ -1257,6 +1307,22 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_per_run_registration_fails_where_predicted_and_reset_recovers",
         ),
         "registration records the handle; the module load (HBM) waits for the first launch",
+    ),
+    m(
+        "vector-tiling-drops-the-rest",
+        "runtime/aicore/tiling.h",
+        "    t.rest = left - t.tail;\n",
+        "    t.rest = 0;\n",
+        (RP + "test_vector_tiling_covers_every_length_and_core_split",),
+        "a vector kernel's tiles, tail and rest cover its whole slice",
+    ),
+    m(
+        "cube-fixpipe-writes-the-padding",
+        "runtime/aicore/cube_kernels.c",
+        "for (uint32_t j = 0; j < F && c0 + j < cols; ++j)",
+        "for (uint32_t j = 0; j < F && (cols || 1); ++j)",
+        (RP + "test_matmul_base_tiles_and_padded_edges",),
+        "the fixpipe writes only the output's own elements, never a padded fractal's",
     ),
     m(
         "kernel-slice-drops-the-tail",

@@ -194,3 +194,47 @@ def test_aicpu_failure_names_status_and_task_then_runner_recovers(
         (out,) = prepared(ones, ones, ones)
         np.testing.assert_array_equal(out, np.full(8, 4.5, np.float32))
         assert runner.stats["aicore_registrations"] == 1
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+@pytest.mark.parametrize("n", [1, 7, 8, 300, 515, 1024, 2048 + 1000 + 13, 6000])
+def test_vector_tiling_covers_every_length_and_core_split(
+    arch: str, n: int, load_bins: Callable[..., RuntimeBinaries]
+) -> None:
+    """Tiles of 1024, 512 and 256, a tail of blocks and a rest, aligned or not, in place too."""
+    g = Graph("tiles")
+    a, b = g.input("a", n), g.input("b", n)
+    s, p, out = g.temp("s", n), g.temp("p", n), g.output("out", n)
+    g.add(s, a, b)
+    g.mul(p, s, a)
+    g.adds(p, p, -0.5)  # in place
+    g.add(out, p, b)
+    rng = np.random.default_rng(n)
+    x, y = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
+    want = ((x + y) * x + np.float32(-0.5)) + y
+    with DeviceRunner(load_bins(arch)) as runner:
+        prepared = runner.prepare(g)
+        for block_dim in (1, 3, 0):  # one core's long slice; odd slices (unaligned); all cores
+            (got,) = prepared(x, y, block_dim=block_dim)
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f"{block_dim=}")
+
+
+@pytest.mark.parametrize(
+    ("m", "k", "n"), [(64, 64, 64), (70, 100, 90), (40, 33, 17), (1, 5, 3), (128, 16, 48)]
+)
+def test_matmul_base_tiles_and_padded_edges(
+    m: int, k: int, n: int, load_bins: Callable[..., RuntimeBinaries]
+) -> None:
+    g = Graph("mm")
+    x, w, out = g.input("x", (m, k)), g.input("w", (k, n)), g.output("out", (m, n))
+    g.matmul(out, x, w)
+    rng = np.random.default_rng(m * k * n)
+    xs, ws = (
+        rng.standard_normal((m, k), dtype=np.float32),
+        rng.standard_normal((k, n), dtype=np.float32),
+    )
+    with DeviceRunner(load_bins("a5", "aicpu_build_graph")) as runner:
+        prepared = runner.prepare(g)
+        for block_dim in (1, 2, 0):  # 4x4, 2x2 and 1x1 base tiles; rows split over cores
+            (got,) = prepared(xs, ws, block_dim=block_dim)
+            np.testing.assert_allclose(got, xs @ ws, rtol=1e-4, atol=1e-4, err_msg=f"{block_dim=}")

@@ -352,13 +352,14 @@ def test_an_unresponsive_worker_times_out_and_is_killed(
     os.kill(runner.pid, signal.SIGSTOP)
     try:
         with pytest.raises(WorkerTimeoutError, match=f"pid {runner.pid}.*within 2 s"):
-            bounded(lambda: prepared(np.ones(16), np.ones(16)), bound=30)  # 15x the timeout
+            ones = np.ones(16, np.float32)
+            bounded(lambda: prepared(ones, ones), bound=30)  # 15x the timeout
     finally:
         if alive(runner.pid):
             os.kill(runner.pid, signal.SIGCONT)
     assert not alive(runner.pid)
     with pytest.raises(WorkerTimeoutError):
-        prepared(np.ones(16), np.ones(16))
+        prepared(np.ones(16, np.float32), np.ones(16, np.float32))
     bounded(runner.finalize)
     assert my_memfd_maps() == []
 
@@ -441,3 +442,25 @@ def test_a_worker_whose_parent_is_killed_exits_on_its_own(runtime_lib: Path) -> 
     while alive(worker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(worker), "the worker outlived its killed parent"
+
+
+def test_per_run_options_and_cast_work_through_a_worker(
+    load_bins: Callable[..., RuntimeBinaries],
+) -> None:
+    """prepared(..., block_dim=, aicpu_threads=, cast=) means the same isolated or not."""
+    with (
+        DeviceRunner(load_bins("a5"), device_id=0, isolate=True) as isolated,
+        DeviceRunner(load_bins("a5"), device_id=1) as in_process,
+    ):
+        results = []
+        for runner in (isolated, in_process):
+            prepared = runner.prepare(vector_add_graph(64))
+            a, b = np.arange(64.0), np.ones(64)  # float64: only with cast=True
+            with pytest.raises(TypeError, match="cast=True"):
+                prepared(a, b)
+            (out,) = prepared(a, b, cast=True, block_dim=2, aicpu_threads=3)
+            np.testing.assert_array_equal(out, (a + b).astype(np.float32))
+            with pytest.raises(ValueError, match="block_dim=37"):
+                prepared(a, b, cast=True, block_dim=37)
+            results.append(out)
+        np.testing.assert_array_equal(results[0], results[1])
