@@ -1,0 +1,119 @@
+"""The simulator's C launch helper (`_launch.c`): compiled once per user, loaded on first use.
+
+Launch threads are pthreads parked on futexes (docs/simulated-device.md "Launch
+path"), so a launch costs futex wake-ups instead of a GIL handoff per thread.
+The helper is host code of the simulator, not device code: it is built from
+the source shipped next to this file with the host's C compiler (`$CC`, else
+`cc`) into `SIMPLER_SIM_NATIVE_DIR`, else `<user cache dir>/sim-native`, under
+a name carrying the hash of the source and the command, so an edit or another
+compiler builds a new file and concurrent first uses race harmlessly (each
+writes a private temp file and renames it into place).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shlex
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+NATIVE_DIR_ENV = "SIMPLER_SIM_NATIVE_DIR"
+SOURCE = Path(__file__).with_name("_launch.c")
+FLAGS = ("-std=c11", "-O2", "-fPIC", "-shared", "-pthread", "-Wall", "-Wextra", "-Werror")
+
+_lib: ctypes.CDLL | None = None
+_lock = threading.Lock()
+
+
+class NativeHelperError(RuntimeError):
+    """The launch helper could not be built or loaded (one line: what and why)."""
+
+
+def native_dir() -> Path:
+    env = os.environ.get(NATIVE_DIR_ENV)
+    if env:
+        return Path(env).expanduser().absolute()
+    import platformdirs
+
+    from simpler_build.cache.paths import APP_NAME
+
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)) / "sim-native"
+
+
+def _compiler() -> list[str]:
+    cc = shlex.split(os.environ.get("CC") or "cc")
+    return cc or ["cc"]
+
+
+def _build(source: bytes) -> Path:
+    cc = _compiler()
+    key = hashlib.sha256(source + b"\0" + " ".join([*cc, *FLAGS]).encode()).hexdigest()[:16]
+    directory = native_dir()
+    target = directory / f"libsimpler_sim_launch_{key}.so"
+    if target.is_file():
+        return target
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NativeHelperError(
+            f"{NATIVE_DIR_ENV}: cannot create {directory}: {exc.strerror or exc}"
+        ) from None
+    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", dir=directory)
+    os.close(fd)
+    try:
+        try:
+            done = subprocess.run(
+                [*cc, *FLAGS, "-o", tmp, "-x", "c", "-"],
+                input=source,
+                capture_output=True,
+                check=False,
+            )
+        except OSError as exc:
+            raise NativeHelperError(
+                f"{SOURCE}: cannot run the C compiler {cc[0]!r} ($CC): {exc.strerror or exc}"
+            ) from None
+        if done.returncode != 0:
+            first = (done.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[0]
+            raise NativeHelperError(f"{SOURCE}: {' '.join(cc)} failed: {first}")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
+    p, u32, i32 = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int32
+    signatures: dict[str, tuple[type | None, list[type]]] = {
+        "simlaunch_thread_start": (p, []),
+        "simlaunch_thread_stop": (None, [p]),
+        "simlaunch_launch_new": (p, [u32]),
+        "simlaunch_launch_free": (None, [p]),
+        "simlaunch_launch_abort_word": (p, [p]),
+        "simlaunch_launch_start": (i32, [p, p, p, p, u32]),
+        "simlaunch_launch_wait": (u32, [p, ctypes.c_double]),
+        "simlaunch_launch_result": (i32, [p, u32]),
+        "simlaunch_launch_finished": (u32, [p, u32]),
+    }
+    for name, (restype, argtypes) in signatures.items():
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = restype, argtypes
+    return lib
+
+
+def helper() -> ctypes.CDLL:
+    """The loaded helper, built on the first call of this process if no build is cached."""
+    global _lib
+    if _lib is None:
+        with _lock:
+            if _lib is None:
+                path = _build(SOURCE.read_bytes())
+                try:
+                    _lib = _declare(ctypes.CDLL(str(path)))
+                except OSError as exc:
+                    raise NativeHelperError(f"{path}: does not load: {exc}") from None
+    return _lib
