@@ -974,9 +974,10 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "cpu-launch-threads-one-after-another",
         "runtime/sim/_launch.c",
-        "        futex(&t->seq, FUTEX_WAKE_PRIVATE, 1, NULL);\n    }\n    return 0;\n",
-        "        futex(&t->seq, FUTEX_WAKE_PRIVATE, 1, NULL);\n"
-        "        while (!atomic_load(&l->finished[i])) {\n        }\n    }\n    return 0;\n",
+        "            if (t->next) futex(&t->next->seq, FUTEX_WAKE_PRIVATE, 1, NULL);\n"
+        "            l->results[i] = l->fn(l->args, &l->blocks[i]);\n",
+        "            l->results[i] = l->fn(l->args, &l->blocks[i]);\n"
+        "            if (t->next) futex(&t->next->seq, FUTEX_WAKE_PRIVATE, 1, NULL);\n",
         (RX + "test_barrier_needs_every_launch_thread_at_once",),
         "the threads of a CPU-kernel launch run concurrently",
     ),

@@ -49,6 +49,7 @@ typedef struct SimThread {
     _Atomic uint32_t stop;
     SimLaunch *_Atomic job;
     uint32_t index;
+    struct SimThread *next; /* the next thread of the job: this one wakes it (a cascade) */
 } SimThread;
 
 static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *ts) {
@@ -66,6 +67,7 @@ static void *thread_main(void *raw) {
         SimLaunch *l = atomic_exchange_explicit(&t->job, NULL, memory_order_acquire);
         if (l) {
             const uint32_t i = t->index;
+            if (t->next) futex(&t->next->seq, FUTEX_WAKE_PRIVATE, 1, NULL);
             l->results[i] = l->fn(l->args, &l->blocks[i]);
             atomic_store_explicit(&l->finished[i], 1, memory_order_release);
             if (atomic_fetch_sub_explicit(&l->left, 1, memory_order_acq_rel) == 1)
@@ -147,13 +149,17 @@ int32_t simlaunch_launch_start(SimLaunch *l, SimThread **threads, KernelFn fn, v
         l->blocks[i].abort = (uint64_t)(uintptr_t)&l->abort;
     }
     atomic_store_explicit(&l->left, block_dim, memory_order_release);
+    /* Every thread gets its job now; the caller wakes the first and each woken thread wakes the
+     * next before it runs: one wake-up on the caller's path, and all threads still start at
+     * once (none waits for another's kernel). */
     for (uint32_t i = 0; i < block_dim; ++i) {
         SimThread *t = threads[i];
         t->index = i;
+        t->next = i + 1 < block_dim ? threads[i + 1] : NULL;
         atomic_store_explicit(&t->job, l, memory_order_release);
         atomic_fetch_add_explicit(&t->seq, 1, memory_order_release);
-        futex(&t->seq, FUTEX_WAKE_PRIVATE, 1, NULL);
     }
+    futex(&threads[0]->seq, FUTEX_WAKE_PRIVATE, 1, NULL);
     return 0;
 }
 
