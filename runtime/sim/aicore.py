@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
 from simpler_build.files import read_regular
 
@@ -37,20 +35,22 @@ TABLE_SYMBOL = "simpler_aicore_kernels"
 COUNT_SYMBOL = "simpler_aicore_kernel_count"
 
 
-@dataclass
 class KernelHandle:
     """A registered AICore binary; once loaded, its pinned copy and kernel table by kernel id."""
 
-    ctx: Context
-    path: Path
-    data: bytes
-    pinned_addr: int = 0  # 0 until the module load
-    lib: SharedLib | None = None
-    table: ctypes.Array | None = None  # uint64 function addresses, 0 for an empty slot
-    names: dict[int, str] = field(default_factory=dict)
-    main: int = 0  # address of simpler_aicore_main, when the binary exports it
-    alive: bool = True
-    kind: ClassVar[str] = "aicore_handle"
+    kind = "aicore_handle"
+
+    def __init__(self, ctx: Context, path: Path, data: bytes) -> None:
+        self.ctx, self.path, self.data = ctx, path, data
+        self.pinned_addr = 0  # 0 until the module load
+        self.lib: SharedLib | None = None
+        self.table: ctypes.Array | None = None  # uint64 function addresses, 0 for an empty slot
+        self.names: dict[int, str] = {}
+        self.main = 0  # address of simpler_aicore_main, when the binary exports it
+        self.alive = True
+
+    def __repr__(self) -> str:
+        return f"KernelHandle({str(self.path)!r}, loaded={self.loaded}, alive={self.alive})"
 
     @property
     def size(self) -> int:

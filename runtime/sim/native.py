@@ -13,11 +13,7 @@ writes a private temp file and renames it into place).
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
-import shlex
-import subprocess
-import tempfile
 import threading
 from pathlib import Path
 
@@ -45,11 +41,20 @@ def native_dir() -> Path:
 
 
 def _compiler() -> list[str]:
+    import shlex
+
     cc = shlex.split(os.environ.get("CC") or "cc")
     return cc or ["cc"]
 
 
 def _build(source: bytes) -> Path:
+    """The cached build of `source`, compiling it first if this source and command never were.
+
+    The compiler and temp-file modules are imported here: a process whose helper
+    is already built never pays for them.
+    """
+    import hashlib
+
     cc = _compiler()
     key = hashlib.sha256(source + b"\0" + " ".join([*cc, *FLAGS]).encode()).hexdigest()[:16]
     directory = native_dir()
@@ -62,6 +67,9 @@ def _build(source: bytes) -> Path:
         raise NativeHelperError(
             f"{NATIVE_DIR_ENV}: cannot create {directory}: {exc.strerror or exc}"
         ) from None
+    import subprocess
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(prefix=target.name + ".", dir=directory)
     os.close(fd)
     try:
