@@ -222,15 +222,17 @@ def bare_exec(runner: DeviceRunner, prepared: object) -> object:
     exec_fn = CpuKernelFn(runner._op.exec_fn.addr)
     abort = ctypes.c_uint32(0)
     launch = CpuLaunch(block_idx=0, block_dim=1, abort=ctypes.addressof(abort))
-    scratch = type(args).launch_scratch.offset
+    private = type(args)()  # by value, as a launch passes it: the exec writes its scratch
+    size, src, dst = ctypes.sizeof(args), ctypes.addressof(args), ctypes.addressof(private)
     ready = sim_state_field(state_addr, "aicore_ready")
+    keep = (private, abort)  # addresses only below: the closure must keep the memory alive
 
     def call() -> None:
         args.epoch = args.epoch % 0xFFFFFFFF + 1
         ready.value = args.epoch
-        ctypes.c_uint64.from_buffer(args, scratch).value = 0
-        rc = exec_fn(ctypes.addressof(args), ctypes.byref(launch))
-        if rc != 0:
+        ctypes.memmove(dst, src, size)
+        rc = exec_fn(dst, ctypes.byref(launch))
+        if rc != 0 or keep[0].magic != args.magic:
             raise RuntimeError(f"bare simpler_aicpu_exec returned {rc}")
 
     return call
