@@ -106,6 +106,7 @@ SI = "tests/scons/test_dispatcher_init.py::"
 SM = "tests/scons/test_invariants_manifest.py::"
 RR = "tests/runtime/test_reliability_runtime.py::"
 RX = "tests/runtime/test_runtime_execution.py::"
+RL = "tests/runtime/test_launch_path.py::"
 RT = "tests/runtime/test_runtime_scheduler.py::"
 CP = "tests/cache/test_perf_invariants.py::"
 CW = "tests/cache/test_cache_warm_cli.py::"
@@ -978,7 +979,10 @@ MUTANTS: tuple[Mutant, ...] = (
         "            l->results[i] = l->fn(l->args, &l->blocks[i]);\n",
         "            l->results[i] = l->fn(l->args, &l->blocks[i]);\n"
         "            if (t->next) futex(&t->next->seq, FUTEX_WAKE_PRIVATE, 1, NULL);\n",
-        (RX + "test_barrier_needs_every_launch_thread_at_once",),
+        (
+            RX + "test_barrier_needs_every_launch_thread_at_once",
+            RL + "test_parked_launch_threads_all_enter_the_kernel_together",
+        ),
         "the threads of a CPU-kernel launch run concurrently",
     ),
     m(
@@ -1030,6 +1034,24 @@ MUTANTS: tuple[Mutant, ...] = (
         "",
         (RX + "test_exec_that_cannot_trust_its_block_is_an_aicpu_exception",),
         "a runner on a faulted device refuses work with one DeviceUnusableError naming the fault",
+    ),
+    # -- issue 9: the launch path --------------------------------------------------------------
+    m(
+        "launch-started-at-the-call-never-times-out",
+        "runtime/sim/device.py",
+        "            self.inflight = start_launch(self, launch)\n        _watchdog.watch(self)\n",
+        "            self.inflight = start_launch(self, launch)\n",
+        (RL + "test_a_launch_nobody_waits_for_still_ends_at_the_op_timeout",),
+        "a launch nobody waits for still ends in 507046 at the op timeout (the watchdog)",
+    ),
+    m(
+        "run-allocates-a-state-per-run",
+        "runtime/runner.py",
+        "            state = plan.state\n",
+        "            state = plan.state\n"
+        '            prepared.__dict__.setdefault("_kept", []).append(ExecState())\n',
+        (RL + "test_runs_leave_nothing_behind",),
+        "a run allocates nothing that outlives it (device memory, host memory, ctypes objects)",
     ),
     m(
         "prepare-accepts-any-block-dim",
