@@ -4,7 +4,7 @@ Launch threads are pthreads parked on futexes (docs/simulated-device.md "Launch
 path"), so a launch costs futex wake-ups instead of a GIL handoff per thread.
 The helper is host code of the simulator, not device code: it is built from
 the source shipped next to this file with the host's C compiler (`$CC`, else
-`cc`) into `SIMPLER_SIM_NATIVE_DIR`, else `<user cache dir>/sim-native`, under
+`cc`) into `SIMPLER_SIM_NATIVE_DIR`, else `~/.cache/simpler-build-sim` (`native_dir`), under
 a name carrying the hash of the source and the command, so an edit or another
 compiler builds a new file and concurrent first uses race harmlessly (each
 writes a private temp file and renames it into place).
@@ -30,14 +30,18 @@ class NativeHelperError(RuntimeError):
 
 
 def native_dir() -> Path:
+    """`SIMPLER_SIM_NATIVE_DIR`, else `$XDG_CACHE_HOME/simpler-build-sim` (`~/.cache/...`).
+
+    Not inside the artifact cache root (`simpler-build`), whose contents `gc`
+    and `verify` own; the simulator is Linux-only, so this is the XDG rule
+    without importing platformdirs on every first run.
+    """
     env = os.environ.get(NATIVE_DIR_ENV)
     if env:
         return Path(env).expanduser().absolute()
-    import platformdirs
-
-    from simpler_build.cache.paths import APP_NAME
-
-    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)) / "sim-native"
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "simpler-build-sim"
 
 
 def _compiler() -> list[str]:
@@ -51,12 +55,13 @@ def _build(source: bytes) -> Path:
     """The cached build of `source`, compiling it first if this source and command never were.
 
     The compiler and temp-file modules are imported here: a process whose helper
-    is already built never pays for them.
+    is already built never pays for them (the key is the runtime's own XXH3
+    fingerprint, already loaded).
     """
-    import hashlib
+    from simpler_build.cache.fingerprint import fingerprint_bytes
 
     cc = _compiler()
-    key = hashlib.sha256(source + b"\0" + " ".join([*cc, *FLAGS]).encode()).hexdigest()[:16]
+    key = fingerprint_bytes(source + b"\0" + " ".join([*cc, *FLAGS]).encode())
     directory = native_dir()
     target = directory / f"libsimpler_sim_launch_{key}.so"
     if target.is_file():
