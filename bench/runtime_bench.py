@@ -10,7 +10,14 @@ Prints, in one run:
   3. device memory growth over 10,000 runs of one prepared graph (must be 0);
   4. per-task time of a graph of 500 independent tasks with 1 and with the
      platform's maximum of active AICPU scheduler threads (issue 10), against
-     the single-threaded time of the same run.
+     the single-threaded time of the same run;
+  5. the launch path (issue 9): per-task time of the 3-task chain and of the
+     500-independent-task graph against the floor, a bare ctypes call of
+     `simpler_aicpu_exec` in the same SO on the same device blocks (one thread,
+     no stream, no launch threads), and the fixed per-run cost between them;
+  6. the first run in a new process (interpreter, imports, runner, prepare,
+     run) and `import simpler_build.runtime` alone, against
+     `python -c "import numpy"` measured in the same run.
 
 Uses temporary SIMPLER_CACHE_DIR / SIMPLER_SIM_ROOT; needs a build
 (`scons arch=all`) or --build-dir.
@@ -19,6 +26,7 @@ Uses temporary SIMPLER_CACHE_DIR / SIMPLER_SIM_ROOT; needs a build
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import shutil
@@ -34,6 +42,7 @@ import numpy as np
 from simpler_build.cache.fingerprint import clear_memo
 from simpler_build.manifest import MANIFEST_NAME
 from simpler_build.runtime import DeviceRunner, Graph, RuntimeBinaries, aicpu_op, sim
+from simpler_build.runtime.abi import CpuKernelFn, CpuLaunch
 from simpler_build.runtime.samples import chain_graph, chain_reference
 from simpler_build.runtime.sim import profile_for
 
@@ -186,6 +195,120 @@ def scheduler_threads(bins: RuntimeBinaries, tasks: int, runs: int, n: int) -> d
     }
 
 
+#: Issue 9's targets for the launch path and the first run.
+TARGET_US_PER_TASK = 2.0
+TARGET_X_FLOOR = 6.0
+TARGET_X_IMPORT_NUMPY = 1.2
+
+
+def _timed(fn: object, runs: int, reps: int = 5) -> float:
+    """Median over `reps` batches of seconds per call of `fn` (called `runs` times a batch)."""
+    batches = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(runs):
+            fn()  # type: ignore[operator]
+        batches.append((time.perf_counter() - t0) / runs)
+    return statistics.median(batches)
+
+
+def bare_exec(runner: DeviceRunner, prepared: object) -> object:
+    """The floor: `simpler_aicpu_exec` called straight through ctypes, one thread, no stream.
+
+    It runs the prepared graph's real task array in device memory; the AICore
+    side's half of the handshake is written by hand (aicore_ready = epoch).
+    """
+    args, state_addr = prepared.host_args, prepared.state_addr  # type: ignore[attr-defined]
+    exec_fn = CpuKernelFn(runner._op.exec_fn.addr)
+    abort = ctypes.c_uint32(0)
+    launch = CpuLaunch(block_idx=0, block_dim=1, abort=ctypes.addressof(abort))
+    private = type(args)()  # by value, as a launch passes it: the exec writes its scratch
+    size, src, dst = ctypes.sizeof(args), ctypes.addressof(args), ctypes.addressof(private)
+    ready = sim_state_field(state_addr, "aicore_ready")
+    keep = (private, abort)  # addresses only below: the closure must keep the memory alive
+
+    def call() -> None:
+        args.epoch = args.epoch % 0xFFFFFFFF + 1
+        ready.value = args.epoch
+        ctypes.memmove(dst, src, size)
+        rc = exec_fn(dst, ctypes.byref(launch))
+        if rc != 0 or keep[0].magic != args.magic:
+            raise RuntimeError(f"bare simpler_aicpu_exec returned {rc}")
+
+    return call
+
+
+def sim_state_field(state_addr: int, name: str) -> ctypes.c_uint32:
+    from simpler_build.runtime.abi import ExecState
+
+    return ctypes.c_uint32.from_address(state_addr + getattr(ExecState, name).offset)
+
+
+def launch_path(bins: RuntimeBinaries, runs: int, n: int, tasks: int, thread_runs: int) -> dict:
+    """Per-task time of the cached-handle run against the bare ctypes call, same run."""
+    rows = {}
+    a, b, c = _inputs(n)
+    with DeviceRunner(bins) as runner:
+        for label, graph, inputs, count in (
+            ("chain3", chain_graph(n), (a, b, c), runs),
+            (f"independent{tasks}", independent_graph(tasks, n), (a, b), thread_runs),
+        ):
+            prepared = runner.prepare(graph)
+            prepared(*inputs)
+            ntasks = len(graph.tasks)
+            run = _timed(lambda p=prepared, i=inputs: p(*i), count)
+            floor_call = bare_exec(runner, prepared)
+            floor_call()
+            floor = _timed(floor_call, count)
+            prepared(*inputs)  # the device state is the runner's again
+            per_task, floor_task = run / ntasks * 1e6, floor / ntasks * 1e6
+            rows[label] = {
+                "tasks": ntasks,
+                "us_per_task": per_task,
+                "bare_ctypes_us_per_task": floor_task,
+                "x_floor": per_task / floor_task,
+                "fixed_us_per_run": (run - floor) * 1e6,
+                "meets_2us": per_task <= TARGET_US_PER_TASK,
+                "meets_6x": per_task <= TARGET_X_FLOOR * floor_task,
+            }
+    return rows
+
+
+def _wall(argv: list[str], reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        subprocess.run(argv, check=True, env=os.environ, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+FIRST_RUN = """import sys
+import numpy as np
+from simpler_build.runtime import DeviceRunner, RuntimeBinaries
+from simpler_build.runtime.samples import chain_graph
+with DeviceRunner(RuntimeBinaries.from_manifest(sys.argv[1])) as runner:
+    runner.prepare(chain_graph(64))(*[np.ones(64, np.float32)] * 3)
+"""
+
+
+def new_process(manifest: Path, reps: int) -> dict:
+    """Wall time of fresh interpreters: the first run, the runtime's import, `import numpy`."""
+    py = sys.executable
+    _preinstall_in_other_process(manifest)  # the everyday case: the device already has it
+    subprocess.run([py, "-c", FIRST_RUN, str(manifest)], check=True, env=os.environ)
+    numpy_s = _wall([py, "-c", "import numpy"], reps)
+    first_s = _wall([py, "-c", FIRST_RUN, str(manifest)], reps)
+    import_s = _wall([py, "-c", "import simpler_build.runtime"], reps)
+    return {
+        "import_numpy_ms": numpy_s * 1e3,
+        "first_run_ms": first_s * 1e3,
+        "import_runtime_ms": import_s * 1e3,
+        "first_run_x_numpy": first_s / numpy_s,
+        "meets_1_2x": first_s <= TARGET_X_IMPORT_NUMPY * numpy_s,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--arch", default="a5", choices=["a2a3", "a5"])
@@ -218,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
             "first_run": first_run_latency(bins, manifest, args.reps, args.n),
             "memory": memory_growth(bins, args.growth_runs, args.n),
             "scheduler_threads": scheduler_threads(bins, args.tasks, args.thread_runs, args.n),
+            "launch_path": launch_path(bins, args.runs, args.n, args.tasks, args.thread_runs),
+            "new_process": new_process(manifest, args.reps),
         }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -254,6 +379,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'1 thread (baseline)':32}{st['one_thread_us_per_task']:9.2f} us")
         print(f"  {str(st['max_threads']) + ' threads':32}{st['max_threads_us_per_task']:9.2f} us"
               f"  ({st['speedup']:.2f} x)")  # fmt: skip
+        print(
+            f"launch path per task (target <= {TARGET_US_PER_TASK:g} us and <= "
+            f"{TARGET_X_FLOOR:g}x the bare ctypes call of simpler_aicpu_exec, same run)"
+        )
+        for label, row in report["launch_path"].items():
+            verdict = "met" if row["meets_2us"] and row["meets_6x"] else "NOT met"
+            print(f"  {label + ' (' + str(row['tasks']) + ' tasks)':32}{row['us_per_task']:9.2f} us"
+                  f"  floor {row['bare_ctypes_us_per_task']:.3f} us ({row['x_floor']:.1f} x), "
+                  f"fixed per run {row['fixed_us_per_run']:.1f} us: {verdict}")  # fmt: skip
+        npr = report["new_process"]
+        verdict = "met" if npr["meets_1_2x"] else "NOT met"
+        print(f"new process, median of {args.reps} (target: first run <= "
+              f"{TARGET_X_IMPORT_NUMPY:g}x `import numpy`)")  # fmt: skip
+        print(f"  {'import numpy (floor)':32}{npr['import_numpy_ms']:9.2f} ms")
+        print(f"  {'import simpler_build.runtime':32}{npr['import_runtime_ms']:9.2f} ms")
+        print(f"  {'first run (runner+prepare+run)':32}{npr['first_run_ms']:9.2f} ms"
+              f"  ({npr['first_run_x_numpy']:.2f} x): {verdict}")  # fmt: skip
     return 0 if report["memory"]["growth_bytes"] == 0 else 1
 
 

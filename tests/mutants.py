@@ -108,6 +108,7 @@ SI = "tests/scons/test_dispatcher_init.py::"
 SM = "tests/scons/test_invariants_manifest.py::"
 RR = "tests/runtime/test_reliability_runtime.py::"
 RX = "tests/runtime/test_runtime_execution.py::"
+RL = "tests/runtime/test_launch_path.py::"
 RT = "tests/runtime/test_runtime_scheduler.py::"
 CP = "tests/cache/test_perf_invariants.py::"
 CW = "tests/cache/test_cache_warm_cli.py::"
@@ -1167,26 +1168,31 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "cpu-launch-threads-one-after-another",
-        "runtime/sim/binary.py",
-        "            pool[i].submit(functools.partial(body, i))\n",
-        "            pool[0].submit(functools.partial(body, i))\n",
-        (RX + "test_barrier_needs_every_launch_thread_at_once",),
+        "runtime/sim/_launch.c",
+        "            if (t->next) futex(&t->next->seq, FUTEX_WAKE_PRIVATE, 1, NULL);\n"
+        "            l->results[i] = l->fn(l->args, &l->blocks[i]);\n",
+        "            l->results[i] = l->fn(l->args, &l->blocks[i]);\n"
+        "            if (t->next) futex(&t->next->seq, FUTEX_WAKE_PRIVATE, 1, NULL);\n",
+        (
+            RX + "test_barrier_needs_every_launch_thread_at_once",
+            RL + "test_parked_launch_threads_all_enter_the_kernel_together",
+        ),
         "the threads of a CPU-kernel launch run concurrently",
     ),
     m(
         "cpu-launch-args-by-reference",
         "runtime/sim/binary.py",
-        "    addr = ctypes.addressof(copy)\n    stream.submit(lambda s: run_launch(func.name,",
-        "    addr = args\n    stream.submit(lambda s: run_launch(func.name,",
+        "    addr = ctypes.addressof(copy)\n    stream.launch(Inflight(func.name,",
+        "    addr = args\n    stream.launch(Inflight(func.name,",
         (RX + "test_kernel_writes_to_its_argument_block_never_reach_the_host",),
         "a CPU kernel gets a copy of its argument block: its writes never reach the host",
     ),
     m(
         "aicpu-exception-does-not-poison",
-        "runtime/sim/binary.py",
-        "        err = CannError(ACL_ERROR_RT_AICPU_EXCEPTION, call, detail)\n"
-        "        device.poison(err)\n",
-        "        err = CannError(ACL_ERROR_RT_AICPU_EXCEPTION, call, detail)\n",
+        "runtime/sim/device.py",
+        "            err = CannError(ACL_ERROR_RT_AICPU_EXCEPTION, launch.call, detail)\n"
+        "            device.poison(err)\n",
+        "            err = CannError(ACL_ERROR_RT_AICPU_EXCEPTION, launch.call, detail)\n",
         (RX + "test_aicpu_exception_poisons_until_the_right_reset",),
         "an AICPU exception (507018) poisons the device: rtMalloc, rtMemcpy, ... give 507899",
     ),
@@ -1200,9 +1206,9 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "op-timeout-ignored",
-        "runtime/sim/binary.py",
-        "        late = [i for i in range(block_dim) if not finished[i]]\n    if late:\n",
-        "        late = []\n    if late:\n",
+        "runtime/sim/device.py",
+        "            device.running.pop(id(abort), None)\n    if left:\n",
+        "            device.running.pop(id(abort), None)\n    left = 0\n    if left:\n",
         (RX + "test_a_kernel_that_never_finishes_ends_in_507046_within_the_runner_op_timeout",),
         "a launch that outlives the runner's op timeout ends in 507046",
     ),
@@ -1222,6 +1228,24 @@ MUTANTS: tuple[Mutant, ...] = (
         "",
         (RX + "test_exec_that_cannot_trust_its_block_is_an_aicpu_exception",),
         "a runner on a faulted device refuses work with one DeviceUnusableError naming the fault",
+    ),
+    # -- issue 9: the launch path --------------------------------------------------------------
+    m(
+        "launch-started-at-the-call-never-times-out",
+        "runtime/sim/device.py",
+        "            self.inflight = start_launch(self, launch)\n        _watchdog.watch(self)\n",
+        "            self.inflight = start_launch(self, launch)\n",
+        (RL + "test_a_launch_nobody_waits_for_still_ends_at_the_op_timeout",),
+        "a launch nobody waits for still ends in 507046 at the op timeout (the watchdog)",
+    ),
+    m(
+        "run-allocates-a-state-per-run",
+        "runtime/runner.py",
+        "            state = plan.state\n",
+        "            state = plan.state\n"
+        '            prepared.__dict__.setdefault("_kept", []).append(ExecState())\n',
+        (RL + "test_runs_leave_nothing_behind",),
+        "a run allocates nothing that outlives it (device memory, host memory, ctypes objects)",
     ),
     m(
         "prepare-accepts-any-block-dim",

@@ -48,6 +48,7 @@ BUILTIN_OF: dict[str, type[BaseException]] = {
     "simpler_build.runtime.runner.KernelExecError": RuntimeError,
     "simpler_build.runtime.runner.DeviceUnusableError": RuntimeError,
     "simpler_build.runtime.worker.WorkerError": RuntimeError,
+    "simpler_build.runtime.sim.native.NativeHelperError": RuntimeError,
     "simpler_build.runtime.runner.PreparedGraphClosedError": RuntimeError,
     "simpler_build.runtime.runner.AlreadyPreparedError": RuntimeError,
     "simpler_build.runtime.aicpu_op.InnerSoLatchError": RuntimeError,

@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import ctypes
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
 from simpler_build.files import read_regular
 
-from ..abi import AICORE_MAIN, KERNEL_COUNT, CpuKernelFn, KernelArgs, KernelEntry, KernelFn
-from .binary import run_launch
-from .device import Context, Device, Stream
+from ..abi import AICORE_MAIN, KERNEL_COUNT, KernelArgs, KernelEntry, KernelFn
+from .device import Context, Device, Inflight, Stream
 from .errors import (
     ACL_ERROR_RT_AICORE_EXCEPTION,
     ACL_ERROR_RT_FILE_OPEN,
@@ -38,20 +35,22 @@ TABLE_SYMBOL = "simpler_aicore_kernels"
 COUNT_SYMBOL = "simpler_aicore_kernel_count"
 
 
-@dataclass
 class KernelHandle:
     """A registered AICore binary; once loaded, its pinned copy and kernel table by kernel id."""
 
-    ctx: Context
-    path: Path
-    data: bytes
-    pinned_addr: int = 0  # 0 until the module load
-    lib: SharedLib | None = None
-    table: ctypes.Array | None = None  # uint64 function addresses, 0 for an empty slot
-    names: dict[int, str] = field(default_factory=dict)
-    main: ctypes._CFuncPtr | None = None  # simpler_aicore_main, when the binary exports it
-    alive: bool = True
-    kind: ClassVar[str] = "aicore_handle"
+    kind = "aicore_handle"
+
+    def __init__(self, ctx: Context, path: Path, data: bytes) -> None:
+        self.ctx, self.path, self.data = ctx, path, data
+        self.pinned_addr = 0  # 0 until the module load
+        self.lib: SharedLib | None = None
+        self.table: ctypes.Array | None = None  # uint64 function addresses, 0 for an empty slot
+        self.names: dict[int, str] = {}
+        self.main = 0  # address of simpler_aicore_main, when the binary exports it
+        self.alive = True
+
+    def __repr__(self) -> str:
+        return f"KernelHandle({str(self.path)!r}, loaded={self.loaded}, alive={self.alive})"
 
     @property
     def size(self) -> int:
@@ -102,7 +101,7 @@ class KernelHandle:
             raise
         main = lib.symbol(AICORE_MAIN)
         self.pinned_addr, self.lib, self.names = alloc.addr, lib, names
-        self.main = CpuKernelFn(main) if main else None
+        self.main = main or 0
         self.table = table  # last: `loaded` means complete
         device.stats["aicore_module_loads"] += 1
 
@@ -161,13 +160,13 @@ def rtKernelLaunchWithHandleV2(
         raise CannError(ACL_ERROR_RT_PARAM_INVALID, call, f"argument block {args:#x}+{size}")
     handle.load(call)
     main = handle.main
-    if main is None:
+    if not main:
         raise CannError(ACL_ERROR_RT_KERNEL_LOOKUP, call, f"{handle.path}: no {AICORE_MAIN}")
     copy = (ctypes.c_char * size)()
     ctypes.memmove(copy, args, size)
     device.stats["aicore_main_launches"] += 1
     addr = ctypes.addressof(copy)
-    stream.submit(lambda s: run_launch(AICORE_MAIN, main, block_dim, addr, copy, s, call))
+    stream.launch(Inflight(AICORE_MAIN, main, block_dim, addr, copy, call))
 
 
 def _kernel_table(lib: SharedLib, path: Path, call: str) -> tuple[ctypes.Array, dict[int, str]]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
 import json
 import os
 import threading
@@ -37,10 +36,9 @@ from typing import ClassVar
 from simpler_build.cache.fingerprint import fingerprint_bytes
 from simpler_build.files import open_regular, read_regular
 
-from ..abi import CpuKernelFn, CpuLaunch
-from .device import ABORT_GRACE, Context, Device, Stream
+from ..abi import CpuKernelFn
+from .device import Context, Device, Inflight, Stream
 from .errors import (
-    ACL_ERROR_RT_AICPU_EXCEPTION,
     ACL_ERROR_RT_AICPU_INFO_LOAD_RSP_ERR,
     ACL_ERROR_RT_FILE_OPEN,
     ACL_ERROR_RT_INVALID_HANDLE,
@@ -48,10 +46,9 @@ from .errors import (
     ACL_ERROR_RT_KERNEL_LOOKUP,
     ACL_ERROR_RT_KERNEL_SO_CORRUPT,
     ACL_ERROR_RT_PARAM_INVALID,
-    ACL_ERROR_RT_STREAM_SYNC_TIMEOUT,
     CannError,
 )
-from .fs import INSTALLED_SO, preinstall_dir
+from .fs import INSTALLED_SO, legacy_names, preinstall_dir
 from .sharedlib import SharedLib
 
 #: Path A: the built-in AICPU kernel library, not a user-defined (custom) op.
@@ -234,6 +231,8 @@ class FuncHandle:
     name: str
     addr: int
     fn: Callable[[int, ctypes._Pointer], int]  # built once: launches only call it
+
+    fn: Callable[..., int]  # kept alive while launches call `addr` (a callback in legacy mode)
 
 
 def _parse(json_path: Path, call: str) -> dict[str, tuple[str, str]]:
@@ -429,7 +428,14 @@ def rtsFuncGetByName(binary: BinHandle, name: str) -> FuncHandle:
         )
     fn = CpuKernelFn(entry[1])
     mapping = binary.mappings.get(name)
-    return FuncHandle(binary, name, entry[1], fn if mapping is None else mapping.guard(fn))
+    if mapping is None or not legacy_names():
+        # Per-device names are only ever installed by rename, which leaves mapped pages as
+        # they were: the launch threads run the function itself (docs/simulated-device.md).
+        return FuncHandle(binary, name, entry[1], fn)
+    # The legacy writer rewrites in place: each launch thread runs the mapping's check
+    # around the call, a callback from the C launch threads into Python.
+    guarded = CpuKernelFn(mapping.guard(fn))
+    return FuncHandle(binary, name, ctypes.cast(guarded, ctypes.c_void_p).value or 0, guarded)
 
 
 def rtsLaunchCpuKernel(
@@ -458,101 +464,7 @@ def rtsLaunchCpuKernel(
     ctypes.memmove(copy, args, size)
     device.stats["cpu_kernel_launches"] += 1
     addr = ctypes.addressof(copy)
-    stream.submit(lambda s: run_launch(func.name, func.fn, block_dim, addr, copy, s, call))
-
-
-def run_launch(
-    name: str,
-    fn: ctypes._CFuncPtr,
-    block_dim: int,
-    addr: int,
-    copy: ctypes.Array,
-    stream: Stream,
-    call: str,
-) -> None:
-    """On the stream's worker: the launch's threads, all at once, bounded by the op timeout.
-
-    `fn` follows SimplerCpuKernelFn; `addr` is the launch's private copy of its
-    arguments (`copy` keeps it alive).
-    """
-    device = stream.ctx.device
-    abort = ctypes.c_uint32(0)
-    blocks = (CpuLaunch * block_dim)()
-    results = [-1] * block_dim  # a thread that never got to return counts as failed
-    finished = [False] * block_dim
-    left = [block_dim]
-    cv = threading.Condition()
-    mine = [ctypes.pointer(blocks[i]) for i in range(block_dim)]
-
-    def body(i: int) -> None:
-        try:
-            results[i] = fn(addr, mine[i])
-        finally:
-            with cv:
-                finished[i] = True
-                left[0] -= 1
-                if left[0] == 0:
-                    cv.notify_all()
-
-    for i in range(block_dim):
-        blocks[i].block_idx, blocks[i].block_dim = i, block_dim
-        blocks[i].abort = ctypes.addressof(abort)
-    pool = stream.launch_threads(block_dim)
-    with device.lock:
-        device.running[id(abort)] = abort
-    try:
-        for i in range(block_dim):
-            pool[i].submit(functools.partial(body, i))
-        with cv:
-            cv.wait_for(lambda: left[0] == 0, stream.op_timeout)
-    finally:
-        with device.lock:
-            device.running.pop(id(abort), None)
-    with cv:
-        late = [i for i in range(block_dim) if not finished[i]]
-    if late:
-        abort.value = 1  # the simulated stand-in for the reset that kills AICPU threads
-        err = CannError(
-            ACL_ERROR_RT_STREAM_SYNC_TIMEOUT,
-            call,
-            f"{name}: thread(s) {', '.join(map(str, late))} of {block_dim} still running "
-            f"after the {stream.op_timeout:g} s op timeout",
-        )
-        device.poison(err)
-        with cv:
-            cv.wait_for(lambda: left[0] == 0, ABORT_GRACE)
-            late = [i for i in range(block_dim) if not finished[i]]
-        for i in late:  # ignored the abort: out of the pool, its memory kept alive
-            stream.pool.remove(pool[i])
-            pool[i].stop()
-            keep = (copy, blocks, abort, fn)
-            device.stuck.append(_Stuck(cv, finished, i, keep))
-        raise err
-    failed = [(i, rc) for i, rc in enumerate(results) if rc != 0]
-    if failed:
-        i, rc = failed[0]
-        detail = f"{name} thread {i} of {block_dim} returned {rc}"
-        err = CannError(ACL_ERROR_RT_AICPU_EXCEPTION, call, detail)
-        device.poison(err)
-        raise err
-
-
-@dataclass
-class _Stuck:
-    """A launch thread that ignored the abort: it keeps what it may still touch alive."""
-
-    cv: threading.Condition
-    finished: list[bool]
-    index: int
-    keep: tuple[object, ...]
-
-    def join(self, timeout: float) -> None:
-        with self.cv:
-            self.cv.wait_for(lambda: self.finished[self.index], timeout)
-
-    def is_alive(self) -> bool:
-        with self.cv:
-            return not self.finished[self.index]
+    stream.launch(Inflight(func.name, func.addr, block_dim, addr, copy, call))
 
 
 def rtsBinaryUnload(binary: BinHandle) -> None:

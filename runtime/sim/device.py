@@ -26,18 +26,21 @@ from __future__ import annotations
 import ctypes
 import enum
 import os
-import queue
 import threading
+import time
 import warnings
 from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
+from . import native
 from .errors import (
+    ACL_ERROR_RT_AICPU_EXCEPTION,
     ACL_ERROR_RT_DRV_INTERNAL_ERROR,
     ACL_ERROR_RT_INVALID_DEVICEID,
     ACL_ERROR_RT_INVALID_HANDLE,
     ACL_ERROR_RT_PARAM_INVALID,
+    ACL_ERROR_RT_STREAM_SYNC_TIMEOUT,
     CannError,
 )
 from .fs import device_dir, ensure_directory
@@ -207,28 +210,187 @@ class Context:
 
 
 class LaunchThread:
-    """A reusable OS thread for the threads of a stream's launches.
+    """A reusable launch thread: a pthread parked on a futex (`_launch.c`, via `native`).
 
-    Starting block_dim threads per launch costs more than most launches' work;
-    a stream keeps them. Daemon: a kernel that ignores the abort word must
-    not keep the process from exiting.
+    Starting block_dim threads per launch costs more than most launches' work,
+    and handing blocks to Python threads costs a GIL handoff each; a stream
+    keeps C threads instead.  They are detached: a kernel that ignores the
+    abort word never keeps the process from exiting.
     """
 
-    def __init__(self, name: str) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self.thread.start()
-
-    def submit(self, job: Callable[[], None]) -> None:
-        self._jobs.put(job)
+    def __init__(self) -> None:
+        ptr = native.helper().simlaunch_thread_start()
+        if not ptr:
+            raise CannError(ACL_ERROR_RT_PARAM_INVALID, "launch", "cannot start a launch thread")
+        self.ptr: int = ptr
 
     def stop(self) -> None:
-        """Exit once the current job (if any) returns."""
-        self._jobs.put(None)
+        """Exit once the current job (if any) returns; the thread frees itself."""
+        if self.ptr:
+            native.helper().simlaunch_thread_stop(self.ptr)
+            self.ptr = 0
+
+
+class LaunchRecord:
+    """One launch's shared block (`SimLaunch`): results, finished flags, abort word.
+
+    A stream reuses its record launch after launch; one left behind by a kernel
+    that ignored the abort word is never freed (its threads may still write it).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        lib = native.helper()
+        ptr = lib.simlaunch_launch_new(capacity)
+        if not ptr:
+            raise CannError(ACL_ERROR_RT_PARAM_INVALID, "launch", f"{capacity} launch blocks")
+        self.ptr: int = ptr
+        self.capacity = capacity
+        #: The abort word the kernels poll (device.poison sets it to 1).
+        self.abort = ctypes.c_uint32.from_address(lib.simlaunch_launch_abort_word(ptr))
+
+    def finished(self, i: int) -> bool:
+        return bool(native.helper().simlaunch_launch_finished(self.ptr, i))
+
+    def free(self) -> None:
+        if self.ptr:
+            native.helper().simlaunch_launch_free(self.ptr)
+            self.ptr = 0
+
+
+class _Stuck:
+    """A launch thread that ignored the abort: it keeps what it may still touch alive."""
+
+    def __init__(self, record: LaunchRecord, index: int, keep: tuple[object, ...]) -> None:
+        self.record, self.index, self.keep = record, index, keep
+
+    def join(self, timeout: float) -> None:
+        native.helper().simlaunch_launch_wait(self.record.ptr, timeout)
+
+    def is_alive(self) -> bool:
+        return not self.record.finished(self.index)
+
+
+class Inflight:
+    """A started CPU launch: what finishing it (waiting, judging, cleaning up) needs."""
+
+    __slots__ = ("args", "block_dim", "call", "deadline", "fn", "keep", "name", "record")
+
+    def __init__(
+        self, name: str, fn: int, block_dim: int, args: int, keep: object, call: str
+    ) -> None:
+        self.name, self.fn, self.block_dim, self.args = name, fn, block_dim, args
+        self.keep, self.call = keep, call
+        self.record: LaunchRecord | None = None
+        self.deadline = 0.0
+
+
+def start_launch(stream: Stream, launch: Inflight) -> Inflight:
+    """Hand the launch's blocks to the stream's C threads, all at once; returns at once.
+
+    The op timeout runs from here.  Stream-ordered: the caller guarantees that
+    nothing else of the stream is running (its record and threads are free).
+    """
+    device = stream.ctx.device
+    record = launch.record = stream.launch_record(launch.block_dim)
+    threads = stream.launch_threads(launch.block_dim)
+    abort = record.abort
+    abort.value = 0
+    with device.lock:
+        device.running[id(abort)] = abort
+    launch.deadline = time.monotonic() + stream.op_timeout
+    native.helper().simlaunch_launch_start(
+        record.ptr, threads, launch.fn, launch.args, launch.block_dim
+    )
+    return launch
+
+
+def finish_launch(stream: Stream, launch: Inflight) -> None:
+    """Wait for a started launch until its deadline (in C, without the GIL), then judge it.
+
+    A non-zero return (507018) or a thread still running at the op timeout
+    (507046) poisons the device and is raised.
+    """
+    device = stream.ctx.device
+    lib = native.helper()
+    record, block_dim, name = launch.record, launch.block_dim, launch.name
+    assert record is not None
+    abort = record.abort
+    try:
+        left = lib.simlaunch_launch_wait(record.ptr, max(0.0, launch.deadline - time.monotonic()))
+    finally:
+        with device.lock:
+            device.running.pop(id(abort), None)
+    if left:
+        late = [i for i in range(block_dim) if not record.finished(i)]
+        abort.value = 1  # the simulated stand-in for the reset that kills AICPU threads
+        err = CannError(
+            ACL_ERROR_RT_STREAM_SYNC_TIMEOUT,
+            launch.call,
+            f"{name}: thread(s) {', '.join(map(str, late))} of {block_dim} still running "
+            f"after the {stream.op_timeout:g} s op timeout",
+        )
+        device.poison(err)
+        lib.simlaunch_launch_wait(record.ptr, ABORT_GRACE)
+        late = [i for i in range(block_dim) if not record.finished(i)]
+        if late:  # ignored the abort: out of the pool, the record and its memory kept alive
+            stream.retire(record, late)
+            device.stuck.extend(_Stuck(record, i, (launch.keep, launch.fn)) for i in late)
+        raise err
+    for i in range(block_dim):
+        rc = lib.simlaunch_launch_result(record.ptr, i)
+        if rc != 0:
+            detail = f"{name} thread {i} of {block_dim} returned {rc}"
+            err = CannError(ACL_ERROR_RT_AICPU_EXCEPTION, launch.call, detail)
+            device.poison(err)
+            raise err
+
+
+class _Watchdog:
+    """Ends launches nobody waits for at their op timeout, without a wake-up per launch.
+
+    It sleeps at most the smallest op timeout of any stream that launched, so a
+    launch started after it went to sleep can never have an earlier deadline
+    than its wake-up: launches only register, they never wake it (one thread per
+    process, started by the first launch).
+    """
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._streams: set[Stream] = set()
+        self._period = float("inf")
+        self._thread: threading.Thread | None = None
+
+    def watch(self, stream: Stream) -> None:
+        with self._cv:
+            self._streams.add(stream)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="sim-watchdog", daemon=True)
+                self._thread.start()
+            if stream.op_timeout < self._period:
+                self._period = stream.op_timeout
+                self._cv.notify()
 
     def _loop(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            job()
+        while True:
+            with self._cv:
+                now = time.monotonic()
+                wake, due = now + self._period, []
+                for stream in list(self._streams):
+                    launch = stream.inflight
+                    if launch is None:
+                        self._streams.discard(stream)
+                    elif launch.deadline <= now:
+                        due.append(stream)
+                    else:
+                        wake = min(wake, launch.deadline)
+                if not due:
+                    self._cv.wait(wake - now)
+                    continue
+            for stream in due:
+                stream.complete_inflight()
+
+
+_watchdog = _Watchdog()
 
 
 class Stream:
@@ -246,12 +408,38 @@ class Stream:
         self._worker: threading.Thread | None = None
         #: Launch threads, reused launch after launch (only the worker uses them).
         self.pool: list[LaunchThread] = []
+        self._pool_ptrs: ctypes.Array | None = None  # the pool as SimThread*[], for C
+        self._record: LaunchRecord | None = None
+        #: The CPU launch started straight from the launch call, when the stream was idle.
+        self.inflight: Inflight | None = None
+        self._finishing = threading.Lock()  # one party waits for and judges `inflight`
 
-    def launch_threads(self, count: int) -> list[LaunchThread]:
-        """The first `count` launch threads, started as needed (worker thread only)."""
-        while len(self.pool) < count:
-            self.pool.append(LaunchThread(f"sim-launch-{id(self):x}-{len(self.pool)}"))
-        return self.pool[:count]
+    def launch_threads(self, count: int) -> ctypes.Array:
+        """At least `count` launch threads as a C array, started as needed (worker thread only)."""
+        if len(self.pool) < count or self._pool_ptrs is None:
+            while len(self.pool) < count:
+                self.pool.append(LaunchThread())
+            self._pool_ptrs = (ctypes.c_void_p * len(self.pool))(*(t.ptr for t in self.pool))
+        return self._pool_ptrs
+
+    def launch_record(self, block_dim: int) -> LaunchRecord:
+        """The stream's reusable launch record, grown to `block_dim` blocks (worker only)."""
+        record = self._record
+        if record is None or record.capacity < block_dim:
+            if record is not None:
+                record.free()
+            record = self._record = LaunchRecord(max(block_dim, 8))
+        return record
+
+    def retire(self, record: LaunchRecord, late: list[int]) -> None:
+        """Threads `late` of `record` ignored the abort: never reuse them or the record."""
+        stuck = [self.pool[i] for i in late]
+        self.pool = [t for t in self.pool if t not in stuck]
+        for thread in stuck:
+            thread.stop()  # it exits (and frees itself) once its kernel returns, if ever
+        self._pool_ptrs = None
+        if self._record is record:
+            self._record = None
 
     def check(self, call: str) -> Device:
         if not self.alive:
@@ -267,13 +455,50 @@ class Stream:
     def submit(self, work: Callable[[Stream], None]) -> None:
         """Queue `work` (called with this stream on its worker thread); returns at once."""
         with self._cv:
-            self._queue.append(work)
-            if self._worker is None:
-                self._worker = threading.Thread(
-                    target=self._serve, name=f"sim-stream-{id(self):x}", daemon=True
-                )
-                self._worker.start()
-            self._cv.notify_all()
+            self._enqueue(work)
+
+    def _enqueue(self, work: Callable[[Stream], None]) -> None:
+        self._queue.append(work)
+        if self._worker is None:
+            self._worker = threading.Thread(
+                target=self._serve, name=f"sim-stream-{id(self):x}", daemon=True
+            )
+            self._worker.start()
+        self._cv.notify_all()
+
+    def launch(self, launch: Inflight) -> None:
+        """Run a CPU launch in stream order; returns at once.
+
+        On an idle stream it starts right here (no thread handoff): its C threads
+        run it, and whoever waits next -- rtStreamSynchronize, the worker before
+        later work, teardown, or the watchdog at the op timeout -- finishes it.
+        Behind other work it is queued for the worker like any other launch.
+        """
+        with self._cv:
+            if self._queue or self.inflight is not None:
+                self._enqueue(lambda s: finish_launch(s, start_launch(s, launch)))
+                return
+            if self.pending is not None:  # after a failure the rest is dropped until sync
+                return
+            self.inflight = start_launch(self, launch)
+        _watchdog.watch(self)
+
+    def complete_inflight(self) -> None:
+        """Wait for the directly started launch, if any, and hold its failure for sync."""
+        with self._finishing:
+            launch = self.inflight
+            if launch is None:
+                return
+            try:
+                finish_launch(self, launch)
+            except CannError as exc:
+                self.fail(exc)
+            except Exception as exc:  # a simulator bug: fail the stream, keep going
+                self.fail(CannError(ACL_ERROR_RT_PARAM_INVALID, "stream launch", repr(exc)))
+            finally:
+                with self._cv:
+                    self.inflight = None
+                    self._cv.notify_all()
 
     def _serve(self) -> None:
         while True:
@@ -284,6 +509,7 @@ class Stream:
                     self._worker = None
                     return
                 work = self._queue[0]
+            self.complete_inflight()  # stream order: what started before runs to its end first
             try:
                 if self.pending is None:  # after a failure the rest of the queue is dropped
                     work(self)
@@ -298,9 +524,13 @@ class Stream:
 
     def drain(self) -> None:
         """Wait until everything queued has run (each launch is bounded by the op timeout)."""
-        with self._cv:
-            while self._queue:
-                self._cv.wait()
+        while True:
+            self.complete_inflight()
+            with self._cv:
+                if not self._queue and self.inflight is None:
+                    return
+                if self._queue:
+                    self._cv.wait()
 
     def release(self) -> None:
         self.alive = False
@@ -309,6 +539,10 @@ class Stream:
         self.drain()
         while self.pool:
             self.pool.pop().stop()
+        self._pool_ptrs = None
+        if self._record is not None:
+            self._record.free()
+            self._record = None
 
 
 _devices: dict[int, Device] = {}

@@ -14,19 +14,22 @@ from __future__ import annotations
 import bisect
 import ctypes
 import threading
-from dataclasses import dataclass
 
 from . import host
 from .errors import ACL_ERROR_RT_MEMORY_ALLOCATION, ACL_ERROR_RT_PARAM_INVALID, CannError
 
 
-@dataclass
 class Allocation:
-    addr: int
-    size: int
-    owner: object
-    tag: str
-    buffer: ctypes.Array  # keeps the memory alive
+    """One live block (a plain slotted class: no dataclass machinery on the import path)."""
+
+    __slots__ = ("addr", "buffer", "owner", "size", "tag")
+
+    def __init__(self, addr: int, size: int, owner: object, tag: str, buffer: ctypes.Array) -> None:
+        self.addr, self.size, self.owner, self.tag = addr, size, owner, tag
+        self.buffer = buffer  # keeps the memory alive
+
+    def __repr__(self) -> str:
+        return f"Allocation({self.addr:#x}, {self.size}, tag={self.tag!r})"
 
 
 class HbmPool:

@@ -1,0 +1,238 @@
+"""Issue 9's launch path: run() only copies and launches, and the C launch threads keep issue 10's
+semantics (docs/simulated-device.md "Launch path").  Behaviour only: nothing here reads a clock
+except bounded waits for a hang."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simpler_build.runtime import DeviceRunner, RuntimeBinaries, sim
+from simpler_build.runtime.samples import chain_reference
+from simpler_build.runtime.sim import errors, native
+from tests.conftest import REPO
+from tests.runtime.test_runtime_execution import kernels_on, test_kernels_so  # noqa: F401
+
+
+def _ctypes_objects() -> int:
+    return sum(isinstance(o, ctypes._SimpleCData | ctypes.Structure | ctypes.Array)
+               for o in gc.get_objects())  # fmt: skip
+
+
+def test_runs_leave_nothing_behind(
+    load_bins: Callable[..., RuntimeBinaries], make_chain: Callable[..., object]
+) -> None:
+    """Device memory, traced host memory and live ctypes objects are the same after 300 more
+    runs: a run copies, launches and copies back, with what prepare resolved."""
+    ones = np.ones(64, np.float32)
+    with DeviceRunner(load_bins("a5")) as runner:
+        prepared = runner.prepare(make_chain(n=64))
+        for _ in range(20):
+            prepared(ones, ones, ones)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            hbm, objects = runner.stats["hbm_in_use"], _ctypes_objects()
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(300):
+                (out,) = prepared(ones, ones, ones)
+            gc.collect()
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert runner.stats["hbm_in_use"] == hbm
+        assert _ctypes_objects() <= objects
+        assert grown < 4096, f"{grown} bytes stayed behind after 300 runs"
+        np.testing.assert_allclose(out, chain_reference(ones, ones, ones), rtol=1e-6)
+
+
+def test_inputs_of_any_layout_are_copied_in_and_other_dtypes_need_cast(
+    load_bins: Callable[..., RuntimeBinaries], make_chain: Callable[..., object]
+) -> None:
+    rng = np.random.default_rng(1)
+    a, b, c = (rng.random(64, dtype=np.float32) for _ in range(3))
+    want = chain_reference(a, b, c)
+    with DeviceRunner(load_bins("a2a3")) as runner:
+        prepared = runner.prepare(make_chain(n=64))
+        strided = np.repeat(a, 2)[::2]  # not contiguous
+        assert not strided.flags.c_contiguous
+        for args, named, options in (
+            ((strided, b, c), {}, {}),
+            ((strided, b.astype(np.float64), c.tolist()), {}, {"cast": True}),
+            ((a,), {"c": c, "b": b}, {}),
+        ):
+            (out,) = prepared(*args, **named, **options)
+            np.testing.assert_allclose(out, want, rtol=1e-6)
+        # Not float32 and no cast=True: refused on the fast path too, never silently cast.
+        for wrong in ((a, b.astype(np.float64), c), (a, b, c.tolist())):
+            with pytest.raises(TypeError, match="cast=True"):
+                prepared(*wrong)
+        (first,) = prepared(a, b, c)
+        (second,) = prepared(a, b, c)
+        assert first is not second and first.flags.c_contiguous  # fresh arrays every run
+        with pytest.raises(ValueError, match=r"input 'b' has shape \(63,\), graph says \(64,\)"):
+            prepared(a, b[:63], c)
+        with pytest.raises(TypeError, match="missing input 'c'"):
+            prepared(a, b)
+
+
+def test_a_run_after_the_device_was_reset_under_the_runner_is_refused(
+    load_bins: Callable[..., RuntimeBinaries], make_chain: Callable[..., object]
+) -> None:
+    """The views prepare checked once die with the context: run() checks that it lives."""
+    ones = np.ones(64, np.float32)
+    runner = DeviceRunner(load_bins("a2a3"))
+    prepared = runner.prepare(make_chain(n=64))
+    prepared(ones, ones, ones)
+    sim.rtDeviceReset(0)
+    with pytest.raises(sim.CannError, match="context was destroyed or reset") as info:
+        prepared(ones, ones, ones)
+    assert info.value.code == errors.ACL_ERROR_RT_INVALID_HANDLE
+    runner.finalize()
+
+
+def test_a_launch_nobody_waits_for_still_ends_at_the_op_timeout(
+    kernels_on: Callable[[sim.Context], dict],  # noqa: F811
+) -> None:
+    """An idle stream starts a launch at the call; with no sync, the watchdog still ends it in
+    507046 and poisons the device, as the stream's worker did."""
+    ctx = sim.rtCtxCreate(0, "a2a3")
+    stream = sim.rtStreamCreate(ctx, op_timeout=0.5)
+    fns = kernels_on(ctx)
+    block = ctypes.c_uint64()
+    sim.rtsLaunchCpuKernel(fns["sim_test_spin"], 2, stream, ctypes.addressof(block), 8)
+    give_up = time.monotonic() + 30  # a bound on a hang, not a timing claim
+    while not ctx.device.poisoned and time.monotonic() < give_up:
+        time.sleep(0.05)
+    assert ctx.device.poisoned
+    assert ctx.device.fault is not None and ctx.device.fault.code == 507046
+    with pytest.raises(sim.CannError) as info:
+        sim.rtStreamSynchronize(stream)
+    assert info.value.code == 507046
+    sim.rtDeviceResetForce(0)
+
+
+def test_launches_queued_behind_a_started_one_run_in_stream_order(
+    kernels_on: Callable[[sim.Context], dict],  # noqa: F811
+) -> None:
+    """The first launch starts at the call; the next ones queue and run after it, each on its
+    own copy of its block, and a sync sees them all done."""
+    ctx = sim.rtCtxCreate(0, "a5")
+    stream = sim.rtStreamCreate(ctx, op_timeout=20.0)
+    fns = kernels_on(ctx)
+    n = 7
+    counter, seen = sim.rtMalloc(ctx, 4), sim.rtMalloc(ctx, 4 * n)
+    outs = [sim.rtMalloc(ctx, 8) for _ in range(3)]
+    zero = (ctypes.c_uint32 * n)()
+    sim.rtMemcpy(ctx, counter, 4, ctypes.addressof(zero), 4, sim.MemcpyKind.HOST_TO_DEVICE)
+    barrier = (ctypes.c_uint64 * 2)(counter, seen)
+    sim.rtsLaunchCpuKernel(fns["sim_test_barrier"], n, stream, ctypes.addressof(barrier), 16)
+    assert stream.inflight is not None  # started at the call, no thread handoff
+    for out in outs:
+        block = (ctypes.c_uint64 * 3)(out, 1, 2)
+        sim.rtsLaunchCpuKernel(fns["sim_test_scribble"], 2, stream, ctypes.addressof(block), 24)
+    sim.rtStreamSynchronize(stream)
+    got = (ctypes.c_uint32 * n)()
+    sim.rtMemcpy(ctx, ctypes.addressof(got), 4 * n, seen, 4 * n, sim.MemcpyKind.DEVICE_TO_HOST)
+    assert list(got) == [n] * n
+    for out in outs:
+        assert ctypes.c_uint64.from_address(out).value == 0xDEADBEEF ^ 0xFEEDFACE
+    sim.rtCtxDestroy(ctx)
+
+
+def test_parked_launch_threads_all_enter_the_kernel_together(
+    kernels_on: Callable[[sim.Context], dict],  # noqa: F811
+) -> None:
+    """Threads parked by an earlier launch are woken in a cascade: each wakes the next before
+    its kernel, so a barrier over all of them completes (one after another it would fail)."""
+    ctx = sim.rtCtxCreate(0, "a5")
+    stream = sim.rtStreamCreate(ctx, op_timeout=20.0)
+    fns = kernels_on(ctx)
+    n = 7
+    out = sim.rtMalloc(ctx, 8)
+    warm = (ctypes.c_uint64 * 3)(out, 1, 2)
+    for _ in range(3):  # the pool's threads exist and are parked on their futexes
+        sim.rtsLaunchCpuKernel(fns["sim_test_scribble"], n, stream, ctypes.addressof(warm), 24)
+        sim.rtStreamSynchronize(stream)
+    time.sleep(0.2)  # let every thread reach its futex wait (not a timing claim)
+    counter, seen = sim.rtMalloc(ctx, 4), sim.rtMalloc(ctx, 4 * n)
+    zero = (ctypes.c_uint32 * n)()
+    sim.rtMemcpy(ctx, counter, 4, ctypes.addressof(zero), 4, sim.MemcpyKind.HOST_TO_DEVICE)
+    sim.rtMemcpy(ctx, seen, 4 * n, ctypes.addressof(zero), 4 * n, sim.MemcpyKind.HOST_TO_DEVICE)
+    barrier = (ctypes.c_uint64 * 2)(counter, seen)
+    sim.rtsLaunchCpuKernel(fns["sim_test_barrier"], n, stream, ctypes.addressof(barrier), 16)
+    sim.rtStreamSynchronize(stream)
+    got = (ctypes.c_uint32 * n)()
+    sim.rtMemcpy(ctx, ctypes.addressof(got), 4 * n, seen, 4 * n, sim.MemcpyKind.DEVICE_TO_HOST)
+    assert list(got) == [n] * n
+    sim.rtCtxDestroy(ctx)
+
+
+def test_the_helper_names_a_compiler_it_cannot_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(native, "_lib", None)
+    monkeypatch.setenv(native.NATIVE_DIR_ENV, str(tmp_path / "native"))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    with pytest.raises(native.NativeHelperError, match=r"_launch\.c: cannot run the C compiler"):
+        native.helper()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv(native.NATIVE_DIR_ENV, str(blocker / "native"))
+    monkeypatch.delenv("CC")
+    with pytest.raises(native.NativeHelperError, match=f"{native.NATIVE_DIR_ENV}: cannot create"):
+        native.helper()
+
+
+WORKER = """import ctypes, sys
+from simpler_build.runtime.sim import native
+lib = native.helper()
+thread = lib.simlaunch_thread_start()
+assert thread
+lib.simlaunch_thread_stop(thread)
+print(sorted(p.name for p in native.native_dir().iterdir()))
+"""
+
+
+def test_processes_building_the_helper_at_once_share_one_build(tmp_path: Path) -> None:
+    """First uses race harmlessly: each compiles privately and renames; one file remains."""
+    env = {**os.environ, native.NATIVE_DIR_ENV: str(tmp_path / "native")}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WORKER], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    for proc in procs:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and "libsimpler_sim_launch_" in out
+    files = sorted(p.name for p in (tmp_path / "native").iterdir())
+    assert len(files) == 1 and files[0].startswith("libsimpler_sim_launch_"), files
+
+
+def test_bench_reports_the_launch_path_and_the_new_process_rows(runtime_lib: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "runtime_bench.py"), "--arch", "a2a3",
+         "--runs", "20", "--baseline-runs", "5", "--growth-runs", "20", "--reps", "1",
+         "--tasks", "30", "--thread-runs", "2", "--json", "--build-dir", str(runtime_lib.parent)],
+        capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    rows = report["launch_path"]
+    assert set(rows) == {"chain3", "independent30"}
+    for row in rows.values():
+        assert row["us_per_task"] > 0 and row["bare_ctypes_us_per_task"] > 0
+        assert isinstance(row["meets_2us"], bool) and isinstance(row["meets_6x"], bool)
+    new = report["new_process"]
+    assert new["import_numpy_ms"] > 0 and new["first_run_ms"] > 0
+    assert isinstance(new["meets_1_2x"], bool)
