@@ -15,13 +15,14 @@ runtime (numpy): the CLI.  `runtime/sim/fs.py` takes the layout from here.
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the simulator imports this module: no argparse on its import path
+    import argparse
 
 SIM_ROOT_ENV = "SIMPLER_SIM_ROOT"
 #: dispatcher.cpp atomic_install: `<preinstall>/simpler_inner_<fp>_<dev>.so.tmp.XXXXXX` (mkstemp).
@@ -69,16 +70,18 @@ def preinstall_dirs(device: int | None) -> list[tuple[int, Path]]:
     return [(d, root / n / "preinstall") for d, n in sorted(found)]
 
 
-@dataclass
 class GcReport:
-    """What gc did to one preinstall directory."""
+    """What gc did to one preinstall directory (a plain class: no dataclasses at import)."""
 
-    device: int
-    directory: Path
-    removed_temp: list[str] = field(default_factory=list)
-    removed_so: list[str] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)
-    bytes_freed: int = 0
+    __slots__ = ("bytes_freed", "device", "directory", "kept", "removed_so", "removed_temp")
+
+    def __init__(self, device: int, directory: Path) -> None:
+        self.device = device
+        self.directory = directory
+        self.removed_temp: list[str] = []
+        self.removed_so: list[str] = []
+        self.kept: list[str] = []
+        self.bytes_freed = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -136,6 +139,8 @@ def gc(device: int | None, keep: list[str]) -> list[GcReport]:
 
 
 def _device_id(text: str) -> int:
+    import argparse
+
     try:
         value = int(text, 10)
     except ValueError:
@@ -146,6 +151,8 @@ def _device_id(text: str) -> int:
 
 
 def _fingerprint(text: str) -> str:
+    import argparse
+
     if not _FINGERPRINT.match(text):
         raise argparse.ArgumentTypeError(
             f"invalid fingerprint {text!r}: 16 lowercase hex digits, as in simpler_inner_<fp>"
