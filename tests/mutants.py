@@ -156,6 +156,42 @@ LIVE_DISPATCHER = (RR + "test_a_live_writers_temp_file_is_left_alone_until_it_di
 
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
+        "launch-record-freed-twice",
+        "runtime/sim/device.py",
+        (
+            (
+                "        ptr, self.ptr = self.ptr, 0\n        if ptr:\n"
+                "            native.helper().simlaunch_launch_free(ptr)\n",
+                "        ptr = self.ptr\n        if ptr:\n"
+                "            native.helper().simlaunch_launch_free(ptr)\n"
+                "            self.ptr = 0\n",
+            ),
+        ),
+        (
+            "tests/runtime/test_launch_path.py::"
+            "test_a_release_interrupted_after_the_c_call_never_repeats_it",
+        ),
+        "a free interrupted by Ctrl-C is never repeated (no double free of a launch block)",
+    ),
+    Mutant(
+        "launch-thread-stopped-twice",
+        "runtime/sim/device.py",
+        (
+            (
+                "        ptr, self.ptr = self.ptr, 0\n        if ptr:\n"
+                "            native.helper().simlaunch_thread_stop(ptr)\n",
+                "        ptr = self.ptr\n        if ptr:\n"
+                "            native.helper().simlaunch_thread_stop(ptr)\n"
+                "            self.ptr = 0\n",
+            ),
+        ),
+        (
+            "tests/runtime/test_launch_path.py::"
+            "test_a_release_interrupted_after_the_c_call_never_repeats_it",
+        ),
+        "a stop interrupted by Ctrl-C is never repeated (no write to a thread that freed itself)",
+    ),
+    Mutant(
         "root-temp-lock-ignored",
         "cache/maintenance.py",
         (("(age > LOCKED_TEMP_MIN_AGE and writer_gone(path))", "(False)"),),

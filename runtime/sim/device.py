@@ -225,10 +225,14 @@ class LaunchThread:
         self.ptr: int = ptr
 
     def stop(self) -> None:
-        """Exit once the current job (if any) returns; the thread frees itself."""
-        if self.ptr:
-            native.helper().simlaunch_thread_stop(self.ptr)
-            self.ptr = 0
+        """Exit once the current job (if any) returns; the thread frees itself.
+
+        The pointer is dropped before the call: a Ctrl-C between the two can only
+        leak a parked thread, never stop (write to) a thread that freed itself.
+        """
+        ptr, self.ptr = self.ptr, 0
+        if ptr:
+            native.helper().simlaunch_thread_stop(ptr)
 
 
 class LaunchRecord:
@@ -252,9 +256,11 @@ class LaunchRecord:
         return bool(native.helper().simlaunch_launch_finished(self.ptr, i))
 
     def free(self) -> None:
-        if self.ptr:
-            native.helper().simlaunch_launch_free(self.ptr)
-            self.ptr = 0
+        """Free the C block once: the pointer is dropped first, so an interrupted free
+        leaks it rather than freeing it twice (which would hand the block to two owners)."""
+        ptr, self.ptr = self.ptr, 0
+        if ptr:
+            native.helper().simlaunch_launch_free(ptr)
 
 
 class _Stuck:
@@ -425,7 +431,8 @@ class Stream:
     def launch_record(self, block_dim: int) -> LaunchRecord:
         """The stream's reusable launch record, grown to `block_dim` blocks (worker only)."""
         record = self._record
-        if record is None or record.capacity < block_dim:
+        if record is None or record.capacity < block_dim or not record.ptr:
+            self._record = None  # first: an interrupted swap never leaves a freed record here
             if record is not None:
                 record.free()
             record = self._record = LaunchRecord(max(block_dim, 8))
@@ -540,9 +547,9 @@ class Stream:
         while self.pool:
             self.pool.pop().stop()
         self._pool_ptrs = None
-        if self._record is not None:
-            self._record.free()
-            self._record = None
+        record, self._record = self._record, None
+        if record is not None:
+            record.free()
 
 
 _devices: dict[int, Device] = {}

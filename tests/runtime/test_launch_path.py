@@ -236,3 +236,46 @@ def test_bench_reports_the_launch_path_and_the_new_process_rows(runtime_lib: Pat
     new = report["new_process"]
     assert new["import_numpy_ms"] > 0 and new["first_run_ms"] > 0
     assert isinstance(new["meets_1_2x"], bool)
+
+
+class _InterruptedAfter:
+    """native.helper() whose `name` really runs, then a Ctrl-C arrives before Python goes on."""
+
+    def __init__(self, real: object, name: str) -> None:
+        self._real, self._name, self.calls = real, name, 0
+
+    def __getattr__(self, attr: str) -> object:
+        fn = getattr(self._real, attr)
+        if attr != self._name:
+            return fn
+
+        def interrupted(*args: object) -> object:
+            self.calls += 1
+            if self.calls > 1:
+                return None  # counted, never run again: a second real call corrupts the heap
+            fn(*args)
+            raise KeyboardInterrupt
+
+        return interrupted
+
+
+@pytest.mark.parametrize(
+    ("make", "release", "c_name"),
+    [
+        (lambda: sim.device.LaunchRecord(8), "free", "simlaunch_launch_free"),
+        (lambda: sim.device.LaunchThread(), "stop", "simlaunch_thread_stop"),
+    ],
+)
+def test_a_release_interrupted_after_the_c_call_never_repeats_it(
+    monkeypatch: pytest.MonkeyPatch, make: Callable[[], object], release: str, c_name: str
+) -> None:
+    """A Ctrl-C right after freeing a launch block (or stopping a thread that frees itself),
+    then the release again (finalize after Ctrl-C), must not free or stop it twice: the
+    block would go to two owners and a later launch would wait on a thread that is gone."""
+    obj = make()
+    proxy = _InterruptedAfter(native.helper(), c_name)
+    monkeypatch.setattr(native, "helper", lambda: proxy)
+    with pytest.raises(KeyboardInterrupt):
+        getattr(obj, release)()
+    getattr(obj, release)()
+    assert proxy.calls == 1
