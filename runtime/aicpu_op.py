@@ -256,7 +256,7 @@ class LoadAicpuOp:
         da.inner_so_len = os.stat(self.bins.inner_so).st_size
         da.flags = FLAG_PROBE
         self.probes += 1
-        answer = self._dispatch(_PROBE_ENTRY, da, None).probe_answer
+        answer: int = self._dispatch(_PROBE_ENTRY, da, None).probe_answer
         if answer not in (PROBE_INSTALLED, PROBE_MISSING):
             raise RuntimeError(
                 f"{self.bins.dispatcher}: the probe launch answered {answer}, not "

@@ -323,7 +323,7 @@ class DeviceRunner:
         self._aicore: sim.KernelHandle | None = None
         self._finalized = False
         self._teardown = _Teardown()
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[_Teardown, str], DeviceRunner] | None = None
         label = f"{bins.arch}/{bins.runtime} on device {device_id}"
         try:
             self._finalizer = weakref.finalize(self, _collected, self._teardown, label)
@@ -431,7 +431,9 @@ class DeviceRunner:
         self._alloc_bytes += size
         return addr
 
-    def _to_device(self, blocks: list[int], obj: ctypes.Array | ctypes.Structure, tag: str) -> int:
+    def _to_device(
+        self, blocks: list[int], obj: ctypes.Array[Any] | ctypes.Structure, tag: str
+    ) -> int:
         size = ctypes.sizeof(obj)
         addr = self._alloc(blocks, size, tag)
         sim.rtMemcpy(self.ctx, addr, size, ctypes.addressof(obj), size, H2D)
@@ -716,7 +718,7 @@ def _device_view(ctx: sim.Context, addr: int, buf: Buffer) -> np.ndarray:
     """A float32 array over a device buffer, its range checked here, once."""
     ctx.device.hbm.check_range(addr, buf.nbytes, "prepare")
     raw = (ctypes.c_char * buf.nbytes).from_address(addr)
-    return np.frombuffer(raw, dtype=np.float32).reshape(buf.shape)
+    return np.frombuffer(memoryview(raw), dtype=np.float32).reshape(buf.shape)
 
 
 class _RunPlan:

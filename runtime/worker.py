@@ -32,7 +32,7 @@ import warnings
 import weakref
 from dataclasses import dataclass
 from multiprocessing import reduction
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -169,7 +169,9 @@ def _worker_main(
         runner.finalize()
 
 
-def _serve(runner: Any, graphs: dict[int, tuple[Any, Region]], msg: tuple, fd: int | None) -> Any:
+def _serve(
+    runner: Any, graphs: dict[int, tuple[Any, Region]], msg: tuple[Any, ...], fd: int | None
+) -> Any:
     """One request of the parent; the reply (an exception goes back as the error)."""
     op = msg[0]
     if op == "prepare":
@@ -227,7 +229,8 @@ class WorkerPrepared:
 
     def last_order(self) -> list[int]:
         """Task indices in the order the AICPU executed them on the last run."""
-        return self.runner._request(("order", self.gid), self)
+        order: list[int] = self.runner._request(("order", self.gid), self)
+        return order
 
     def close(self) -> None:
         """Release the graph in the worker and its shared memory; idempotent."""
@@ -317,7 +320,7 @@ class WorkerRunner:
         )
         proc.start()
         child_conn.close()
-        self.pid: int = proc.pid
+        self.pid = cast(int, proc.pid)  # None only before start()
         self._process = _Process(proc, parent_conn)
         self._finalizer = weakref.finalize(self, _collected, self._process, self.label)
         try:
@@ -366,7 +369,9 @@ class WorkerRunner:
             if proc.sentinel in ready:
                 raise self._died()
 
-    def _request(self, msg: tuple, prepared: WorkerPrepared | None = None, fd: int = -1) -> Any:
+    def _request(
+        self, msg: tuple[Any, ...], prepared: WorkerPrepared | None = None, fd: int = -1
+    ) -> Any:
         with self._lock:
             self._check_open()
             if prepared is not None and (prepared.runner is not self or prepared.released):
