@@ -258,7 +258,7 @@ class LoadAicpuOp:
         self.probes += 1
         answer: int = self._dispatch(_PROBE_ENTRY, da, None).probe_answer
         if answer not in (PROBE_INSTALLED, PROBE_MISSING):
-            raise RuntimeError(
+            raise DeviceError(
                 f"{self.bins.dispatcher}: the probe launch answered {answer}, not "
                 f"{PROBE_INSTALLED} (installed) or {PROBE_MISSING} (missing)"
             )

@@ -40,6 +40,7 @@ from simpler_build.errors import DeviceError
 
 from ._shm import Region
 from .binaries import RuntimeBinaries
+from .errors import GraphError, OptionError, RunnerClosedError
 from .graph import Graph
 from .runner import _as_float32, _bind_inputs
 from .sim.profiles import profile_for
@@ -208,6 +209,7 @@ def _serve(
     if op == "finalize":
         runner.finalize()
         return None
+    # A bug of this module (the parent sends only the requests above), not a usage error.
     raise ValueError(f"unknown worker request {op!r}")
 
 
@@ -296,7 +298,7 @@ class WorkerRunner:
     ) -> None:
         for name, value in (("reply_timeout", reply_timeout), ("start_timeout", start_timeout)):
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError(f"{name}={value!r}: must be a positive number of seconds")
+                raise OptionError(f"{name}={value!r}: must be a positive number of seconds")
         self.bins = bins
         self.device_id = device_id
         self.reply_timeout = float(reply_timeout)
@@ -375,7 +377,7 @@ class WorkerRunner:
         with self._lock:
             self._check_open()
             if prepared is not None and (prepared.runner is not self or prepared.released):
-                raise ValueError("this prepared graph belongs to another (or a finalized) runner")
+                raise GraphError("this prepared graph belongs to another (or a finalized) runner")
             try:
                 self._process.conn.send(msg)
                 if fd >= 0:
@@ -386,7 +388,7 @@ class WorkerRunner:
 
     def _check_open(self) -> None:
         if self._finalized:
-            raise RuntimeError("DeviceRunner was finalized; create a new one")
+            raise RunnerClosedError("DeviceRunner was finalized; create a new one")
         if self._dead is not None:
             raise self._dead
 
@@ -450,7 +452,7 @@ class WorkerRunner:
         with self._lock:
             self._check_open()
             if prepared.runner is not self or prepared.released or prepared.region is None:
-                raise ValueError("this prepared graph belongs to another (or a finalized) runner")
+                raise GraphError("this prepared graph belongs to another (or a finalized) runner")
             graph, region = prepared.graph, prepared.region
             names = {b.name for b in graph.inputs}
             # Inputs are checked here, by the in-process runner's own code (same errors);

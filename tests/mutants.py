@@ -119,6 +119,7 @@ CH = "tests/cache/test_cli_habits.py::"
 CR = "tests/cache/test_cli_root_bound.py::"
 TC = "tests/scons/test_build_toolchain.py::"
 RW = "tests/runtime/test_runtime_worker.py::"
+RU = "tests/runtime/test_runtime_usage_errors.py::"
 RPA = "tests/runtime/test_runtime_path_a.py::"
 RTOPO = "tests/runtime/test_runtime_topology.py::"
 RGC = "tests/runtime/test_device_gc.py::"
@@ -1473,6 +1474,28 @@ MUTANTS: tuple[Mutant, ...] = (
             ERR + "test_a_bad_manifest_is_a_simpler_error_and_a_value_error",
         ),
         "each exception stays catchable as the builtin it was before SimplerError",
+    ),
+    m(
+        "runtime-usage-error-not-a-simpler-error",
+        "runtime/errors.py",
+        "class InputError(SimplerError, TypeError):",
+        "class InputError(TypeError):",
+        (
+            ERR + "test_each_is_a_simpler_error_and_keeps_its_builtin",
+            RU + "test_inputs_that_do_not_bind_are_an_input_error_and_a_type_error",
+        ),
+        "the runtime's usage errors are SimplerErrors that keep their builtin",
+    ),
+    m(
+        "finalized-runner-raises-a-bare-runtime-error",
+        "runtime/runner.py",
+        'raise RunnerClosedError("DeviceRunner was finalized; create a new one")',
+        'raise RuntimeError("DeviceRunner was finalized; create a new one")',
+        (
+            RU + "test_a_finalized_runner_is_a_runner_closed_error_and_a_runtime_error",
+            RW + "test_bad_input_raises_what_the_in_process_runner_raises",
+        ),
+        "a runner used after finalize() raises RunnerClosedError, in process and isolated alike",
     ),
     m(
         "log-debug-loads-logging",

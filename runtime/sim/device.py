@@ -33,6 +33,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import OptionError
 from . import native
 from .errors import (
     ACL_ERROR_RT_AICPU_EXCEPTION,
@@ -72,9 +73,9 @@ def op_timeout_default() -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{OP_TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+        raise OptionError(f"{OP_TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
     if not value > 0:
-        raise ValueError(f"{OP_TIMEOUT_ENV} must be a positive number of seconds, not {raw}")
+        raise OptionError(f"{OP_TIMEOUT_ENV} must be a positive number of seconds, not {raw}")
     return value
 
 
