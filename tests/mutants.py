@@ -108,7 +108,7 @@ SI = "tests/scons/test_dispatcher_init.py::"
 SM = "tests/scons/test_invariants_manifest.py::"
 RR = "tests/runtime/test_reliability_runtime.py::"
 RX = "tests/runtime/test_runtime_execution.py::"
-RL = "tests/runtime/test_launch_path.py::"
+RLP = "tests/runtime/test_launch_path.py::"
 RT = "tests/runtime/test_runtime_scheduler.py::"
 CP = "tests/cache/test_perf_invariants.py::"
 CW = "tests/cache/test_cache_warm_cli.py::"
@@ -1176,7 +1176,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "            if (t->next) futex(&t->next->seq, FUTEX_WAKE_PRIVATE, 1, NULL);\n",
         (
             RX + "test_barrier_needs_every_launch_thread_at_once",
-            RL + "test_parked_launch_threads_all_enter_the_kernel_together",
+            RLP + "test_parked_launch_threads_all_enter_the_kernel_together",
         ),
         "the threads of a CPU-kernel launch run concurrently",
     ),
@@ -1236,7 +1236,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "runtime/sim/device.py",
         "            self.inflight = start_launch(self, launch)\n        _watchdog.watch(self)\n",
         "            self.inflight = start_launch(self, launch)\n",
-        (RL + "test_a_launch_nobody_waits_for_still_ends_at_the_op_timeout",),
+        (RLP + "test_a_launch_nobody_waits_for_still_ends_at_the_op_timeout",),
         "a launch nobody waits for still ends in 507046 at the op timeout (the watchdog)",
     ),
     m(
@@ -1245,7 +1245,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "            state = plan.state\n",
         "            state = plan.state\n"
         '            prepared.__dict__.setdefault("_kept", []).append(ExecState())\n',
-        (RL + "test_runs_leave_nothing_behind",),
+        (RLP + "test_runs_leave_nothing_behind",),
         "a run allocates nothing that outlives it (device memory, host memory, ctypes objects)",
     ),
     m(
