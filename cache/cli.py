@@ -55,6 +55,10 @@ def _make_parser_class() -> type[argparse.ArgumentParser]:
     class Parser(argparse.ArgumentParser):
         """ArgumentParser whose errors name the (sub)command that failed, not the top level."""
 
+        # Every parser here is given a HelpFormatter class (argparse's default or a subclass),
+        # which takes the `width` _get_formatter passes; typeshed only promises `prog`.
+        formatter_class: type[argparse.HelpFormatter]
+
         def error(self, message: str) -> NoReturn:
             raise UsageError(self, message)
 

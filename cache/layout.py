@@ -61,6 +61,9 @@ class Layout:
     quarantine: Path
     stats_file: Path
     gc_lock: Path
+    # The objects and locks folders as strings, for the per-get joins below.
+    _objects_str: str
+    _locks_str: str
 
     def __init__(self, root: Path) -> None:
         base = root / f"v{FORMAT_VERSION}"

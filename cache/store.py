@@ -189,7 +189,12 @@ class ArtifactCache:
         meta = decode_meta(raw)
         return (meta, st) if meta is not None else None
 
-    def _entry(self, fingerprint: str, size: int, meta_st: tuple | None) -> CacheEntry:
+    def _entry(
+        self,
+        fingerprint: str,
+        size: int,
+        meta_st: tuple[dict[str, Any], os.stat_result] | None,
+    ) -> CacheEntry:
         meta, st = meta_st if meta_st else ({}, None)
         return entry_from_meta(fingerprint, self.layout.object_path(fingerprint), size, meta, st)
 

@@ -44,6 +44,8 @@ def kind_of(mode: int) -> str:
 class NotRegularFile(SimplerError, OSError):
     """The path exists but is a FIFO, device, socket or directory, not a regular file."""
 
+    strerror: str  # always set, by __init__: callers quote it as the problem
+
     def __init__(self, path: str | os.PathLike[str], mode: int) -> None:
         self.kind = kind_of(mode)
         super().__init__(errno.EINVAL, f"is {self.kind}, not a regular file", os.fspath(path))

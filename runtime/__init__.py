@@ -13,6 +13,7 @@ from . import _requires  # noqa: F401  (first: names the extra a missing module 
 from .abi import KernelId, Status
 from .aicpu_op import InnerSoLatchError, LoadAicpuOp
 from .binaries import BinaryError, RuntimeBinaries
+from .errors import GraphError, InputError, InputShapeError, OptionError, RunnerClosedError
 from .graph import Buffer, Graph, TaskSpec
 from .runner import (
     AlreadyPreparedError,
@@ -33,12 +34,17 @@ __all__ = [
     "DeviceRunner",
     "DeviceUnusableError",
     "Graph",
+    "GraphError",
     "InnerSoLatchError",
+    "InputError",
+    "InputShapeError",
     "KernelExecError",
     "KernelId",
     "LoadAicpuOp",
+    "OptionError",
     "PreparedGraph",
     "PreparedGraphClosedError",
+    "RunnerClosedError",
     "RuntimeBinaries",
     "Status",
     "TaskSpec",

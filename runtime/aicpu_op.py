@@ -256,9 +256,9 @@ class LoadAicpuOp:
         da.inner_so_len = os.stat(self.bins.inner_so).st_size
         da.flags = FLAG_PROBE
         self.probes += 1
-        answer = self._dispatch(_PROBE_ENTRY, da, None).probe_answer
+        answer: int = self._dispatch(_PROBE_ENTRY, da, None).probe_answer
         if answer not in (PROBE_INSTALLED, PROBE_MISSING):
-            raise RuntimeError(
+            raise DeviceError(
                 f"{self.bins.dispatcher}: the probe launch answered {answer}, not "
                 f"{PROBE_INSTALLED} (installed) or {PROBE_MISSING} (missing)"
             )

@@ -20,6 +20,7 @@ from simpler_build.errors import SimplerError
 from simpler_build.files import NotRegularFile, open_regular_stat
 from simpler_build.manifest import ROLES, ManifestError, load_manifest
 
+from .errors import OptionError
 from .sim.profiles import PROFILES
 
 TYPE_CHECKING = False
@@ -134,7 +135,7 @@ class RuntimeBinaries:
     ) -> RuntimeBinaries:
         """Validate three files given directly (no manifest): ELF checks, fingerprints computed."""
         if arch not in PROFILES:
-            raise ValueError(f"unknown arch {arch!r} (known: {', '.join(sorted(PROFILES))})")
+            raise OptionError(f"unknown arch {arch!r} (known: {', '.join(sorted(PROFILES))})")
         paths = {
             "dispatcher": Path(dispatcher).absolute(),
             "inner_so": Path(inner_so).absolute(),

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from .abi import KernelId
+from .errors import GraphError
 
 #: Keywords of a PreparedGraph call (per-run options); no input may take these names.
 RUN_OPTIONS = frozenset({"block_dim", "aicpu_threads", "cast"})
@@ -68,16 +69,16 @@ class Graph:
     def _buffer(self, name: str, shape: int | tuple[int, ...], role: str) -> Buffer:
         dims = (shape,) if isinstance(shape, int) else tuple(shape)
         if not dims or any(not isinstance(d, int) or d <= 0 for d in dims):
-            raise ValueError(
+            raise GraphError(
                 f"{self.name}: buffer {name!r} needs positive integer dims, not {shape}"
             )
         if role == "input" and name in RUN_OPTIONS:
-            raise ValueError(
+            raise GraphError(
                 f"{self.name}: input name {name!r} is a run option of a prepared graph "
                 f"({', '.join(sorted(RUN_OPTIONS))}); choose another name"
             )
         if any(b.name == name for b in self.buffers):
-            raise ValueError(f"{self.name}: buffer name {name!r} used twice")
+            raise GraphError(f"{self.name}: buffer name {name!r} used twice")
         buf = Buffer(name, dims, role)
         self.buffers.append(buf)
         return buf
@@ -106,16 +107,16 @@ class Graph:
     def _task(self, task: TaskSpec) -> TaskSpec:
         for buf in (*task.inputs, task.output):
             if buf not in self.buffers:
-                raise ValueError(f"{self.name}: buffer {buf.name!r} belongs to another graph")
+                raise GraphError(f"{self.name}: buffer {buf.name!r} belongs to another graph")
         if task.block_dim < 0:
-            raise ValueError(f"{self.name}: block_dim must be >= 0")
+            raise GraphError(f"{self.name}: block_dim must be >= 0")
         self.tasks.append(task)
         return task
 
     def _same_size(self, out: Buffer, *ins: Buffer) -> None:
         for b in ins:
             if b.size != out.size:
-                raise ValueError(
+                raise GraphError(
                     f"{self.name}: {b.name!r} has {b.size} elements, {out.name!r} has {out.size}"
                 )
 
@@ -139,10 +140,10 @@ class Graph:
     def matmul(self, out: Buffer, a: Buffer, b: Buffer, block_dim: int = 0) -> TaskSpec:
         """out[m, n] = a[m, k] @ b[k, n] (cube kernel: MIX-mode AICore binaries only)."""
         if len(a.shape) != 2 or len(b.shape) != 2 or len(out.shape) != 2:
-            raise ValueError(f"{self.name}: matmul needs 2-D buffers")
+            raise GraphError(f"{self.name}: matmul needs 2-D buffers")
         (m, k), (k2, n) = a.shape, b.shape
         if k != k2 or out.shape != (m, n):
-            raise ValueError(
+            raise GraphError(
                 f"{self.name}: matmul shapes {a.shape} @ {b.shape} -> {out.shape} do not agree"
             )
         return self._task(TaskSpec(KernelId.MATMUL, (a, b), out, block_dim=block_dim))

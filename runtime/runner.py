@@ -56,6 +56,13 @@ from .abi import (
 )
 from .aicpu_op import LoadAicpuOp
 from .binaries import BinaryError, RuntimeBinaries
+from .errors import (
+    GraphError,
+    InputError,
+    InputShapeError,
+    OptionError,
+    RunnerClosedError,
+)
 from .graph import Buffer, Graph
 from .sim.profiles import profile_for
 
@@ -307,12 +314,12 @@ class DeviceRunner:
         most = profile.max_sched_threads
         threads = most if aicpu_threads is None else aicpu_threads
         if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= most:
-            raise ValueError(
+            raise OptionError(
                 f"aicpu_threads={aicpu_threads!r}: an {bins.arch} device runs 1 to {most} "
                 "scheduler threads"
             )
         if op_timeout is not None and not (isinstance(op_timeout, int | float) and op_timeout > 0):
-            raise ValueError(f"op_timeout={op_timeout!r}: must be a positive number of seconds")
+            raise OptionError(f"op_timeout={op_timeout!r}: must be a positive number of seconds")
         self.aicpu_threads = threads
         self.launch_threads = profile.launch_aicpu_threads
         self.max_block_dim = profile.max_block_dim
@@ -323,7 +330,7 @@ class DeviceRunner:
         self._aicore: sim.KernelHandle | None = None
         self._finalized = False
         self._teardown = _Teardown()
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[_Teardown, str], DeviceRunner] | None = None
         label = f"{bins.arch}/{bins.runtime} on device {device_id}"
         try:
             self._finalizer = weakref.finalize(self, _collected, self._teardown, label)
@@ -371,7 +378,7 @@ class DeviceRunner:
 
     def _check_open(self) -> None:
         if self._finalized:
-            raise RuntimeError("DeviceRunner was finalized; create a new one")
+            raise RunnerClosedError("DeviceRunner was finalized; create a new one")
         fault = self.ctx.device.fault
         if fault is not None:
             raise DeviceUnusableError(self.device_id, fault)
@@ -400,17 +407,17 @@ class DeviceRunner:
         with self._lock:
             self._check_open()
             if not graph.tasks:
-                raise ValueError(f"graph {graph.name!r} has no tasks")
+                raise GraphError(f"graph {graph.name!r} has no tasks")
             if any(p.graph is graph for p in self._prepared):
                 raise AlreadyPreparedError(graph.name)
             if graph.uses_matmul and not self.ctx.device.profile.mix_aicore:
-                raise ValueError(
+                raise GraphError(
                     f"graph {graph.name!r} uses matmul, a cube kernel; {self.bins.arch} AICore "
                     "binaries are vector-only (MIX mode is a5)"
                 )
             for i, spec in enumerate(graph.tasks):
                 if spec.block_dim > self.max_block_dim:
-                    raise ValueError(
+                    raise GraphError(
                         f"graph {graph.name!r} task {i}: block_dim {spec.block_dim} exceeds "
                         f"the {self.bins.arch} limit of {self.max_block_dim} "
                         "(PLATFORM_MAX_BLOCKDIM; 0 means all)"
@@ -431,7 +438,9 @@ class DeviceRunner:
         self._alloc_bytes += size
         return addr
 
-    def _to_device(self, blocks: list[int], obj: ctypes.Array | ctypes.Structure, tag: str) -> int:
+    def _to_device(
+        self, blocks: list[int], obj: ctypes.Array[Any] | ctypes.Structure, tag: str
+    ) -> int:
         size = ctypes.sizeof(obj)
         addr = self._alloc(blocks, size, tag)
         sim.rtMemcpy(self.ctx, addr, size, ctypes.addressof(obj), size, H2D)
@@ -499,7 +508,7 @@ class DeviceRunner:
             if prepared.runner is not self or prepared.released:
                 if prepared.runner is self:
                     raise PreparedGraphClosedError(prepared.graph.name)
-                raise ValueError("this prepared graph belongs to another runner")
+                raise GraphError("this prepared graph belongs to another runner")
             plan = prepared.__dict__.get("_plan")
             if plan is None:
                 plan = prepared.__dict__["_plan"] = _RunPlan(self.ctx, prepared)
@@ -513,9 +522,11 @@ class DeviceRunner:
             ):
                 arr = value if type(value) is np.ndarray else np.asarray(value)
                 if arr.dtype != _F32:  # explicit dtypes: cast=True converts before this
-                    _bind_inputs(prepared.graph, inputs, {})  # raises its one-line TypeError
+                    _bind_inputs(prepared.graph, inputs, {})  # raises its one-line InputError
                 if arr.shape != shape:
-                    raise ValueError(f"input {name!r} has shape {arr.shape}, graph says {shape}")
+                    raise InputShapeError(
+                        f"input {name!r} has shape {arr.shape}, graph says {shape}"
+                    )
                 view[...] = arr  # the copy in (float32, any layout)
             handle = self._kernel_handle()
             args, main = prepared.host_args, prepared.main_args
@@ -532,7 +543,7 @@ class DeviceRunner:
             state = plan.state
             ctypes.memmove(plan.state_host, prepared.state_addr, _STATE_SIZE)  # the copy out
             if state.epoch != args.epoch:
-                raise RuntimeError(
+                raise DeviceError(
                     f"graph {prepared.graph.name!r}: the exec returned without reporting "
                     f"run {args.epoch}"
                 )
@@ -561,14 +572,14 @@ class DeviceRunner:
             self._counts["closed"] += 1
 
     def _check_options(self, block_dim: int | None, aicpu_threads: int | None) -> None:
-        """Per-run options against the arch's limits; a ValueError naming the limit."""
+        """Per-run options against the arch's limits; an OptionError naming the limit."""
         arch = self.bins.arch
         if block_dim is not None and (
             isinstance(block_dim, bool)
             or not isinstance(block_dim, int)
             or not 0 <= block_dim <= self.max_block_dim
         ):
-            raise ValueError(
+            raise OptionError(
                 f"block_dim={block_dim!r}: an {arch} run takes 0 to {self.max_block_dim} blocks "
                 "(PLATFORM_MAX_BLOCKDIM; 0 means all)"
             )
@@ -578,7 +589,7 @@ class DeviceRunner:
             or not isinstance(aicpu_threads, int)
             or not 1 <= aicpu_threads <= most
         ):
-            raise ValueError(
+            raise OptionError(
                 f"aicpu_threads={aicpu_threads!r}: an {arch} device runs 1 to {most} "
                 "scheduler threads"
             )
@@ -674,27 +685,29 @@ def _bind_inputs(
     """Match positional then named arguments to the graph's inputs as float32 C arrays."""
     wanted = graph.inputs
     if len(inputs) > len(wanted):
-        raise TypeError(f"graph {graph.name!r} takes {len(wanted)} inputs, got {len(inputs)}")
+        raise InputError(f"graph {graph.name!r} takes {len(wanted)} inputs, got {len(inputs)}")
     given = dict(zip((b.name for b in wanted), inputs, strict=False))
     for name, value in named.items():
         if name in given:
-            raise TypeError(f"input {name!r} given twice")
+            raise InputError(f"input {name!r} given twice")
         if name not in {b.name for b in wanted}:
-            raise TypeError(f"graph {graph.name!r} has no input {name!r}")
+            raise InputError(f"graph {graph.name!r} has no input {name!r}")
         given[name] = value
     bound = []
     for buf in wanted:
         if buf.name not in given:
-            raise TypeError(f"graph {graph.name!r}: missing input {buf.name!r}")
+            raise InputError(f"graph {graph.name!r}: missing input {buf.name!r}")
         arr = np.asarray(given[buf.name])
         if arr.dtype != np.float32:
-            raise TypeError(
+            raise InputError(
                 f"input {buf.name!r} is {arr.dtype}, graph {graph.name!r} takes float32 -- "
                 "pass float32 arrays, or call with cast=True to convert"
             )
         arr = np.ascontiguousarray(arr)
         if arr.shape != buf.shape:
-            raise ValueError(f"input {buf.name!r} has shape {arr.shape}, graph says {buf.shape}")
+            raise InputShapeError(
+                f"input {buf.name!r} has shape {arr.shape}, graph says {buf.shape}"
+            )
         bound.append((buf, arr))
     return bound
 
@@ -716,7 +729,7 @@ def _device_view(ctx: sim.Context, addr: int, buf: Buffer) -> np.ndarray:
     """A float32 array over a device buffer, its range checked here, once."""
     ctx.device.hbm.check_range(addr, buf.nbytes, "prepare")
     raw = (ctypes.c_char * buf.nbytes).from_address(addr)
-    return np.frombuffer(raw, dtype=np.float32).reshape(buf.shape)
+    return np.frombuffer(memoryview(raw), dtype=np.float32).reshape(buf.shape)
 
 
 class _RunPlan:

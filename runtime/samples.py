@@ -32,4 +32,5 @@ def chain_graph(n: int, s: float = 2.5, name: str = "chain") -> Graph:
 
 def chain_reference(a: np.ndarray, b: np.ndarray, c: np.ndarray, s: float = 2.5) -> np.ndarray:
     """What chain_graph computes, in float32 like the kernels."""
-    return ((a + b) * c + np.float32(s)).astype(np.float32)
+    out: np.ndarray = ((a + b) * c + np.float32(s)).astype(np.float32)
+    return out

@@ -32,7 +32,7 @@ import warnings
 import weakref
 from dataclasses import dataclass
 from multiprocessing import reduction
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -40,6 +40,7 @@ from simpler_build.errors import DeviceError
 
 from ._shm import Region
 from .binaries import RuntimeBinaries
+from .errors import GraphError, OptionError, RunnerClosedError
 from .graph import Graph
 from .runner import _as_float32, _bind_inputs
 from .sim.profiles import profile_for
@@ -169,7 +170,9 @@ def _worker_main(
         runner.finalize()
 
 
-def _serve(runner: Any, graphs: dict[int, tuple[Any, Region]], msg: tuple, fd: int | None) -> Any:
+def _serve(
+    runner: Any, graphs: dict[int, tuple[Any, Region]], msg: tuple[Any, ...], fd: int | None
+) -> Any:
     """One request of the parent; the reply (an exception goes back as the error)."""
     op = msg[0]
     if op == "prepare":
@@ -206,6 +209,7 @@ def _serve(runner: Any, graphs: dict[int, tuple[Any, Region]], msg: tuple, fd: i
     if op == "finalize":
         runner.finalize()
         return None
+    # A bug of this module (the parent sends only the requests above), not a usage error.
     raise ValueError(f"unknown worker request {op!r}")
 
 
@@ -227,7 +231,8 @@ class WorkerPrepared:
 
     def last_order(self) -> list[int]:
         """Task indices in the order the AICPU executed them on the last run."""
-        return self.runner._request(("order", self.gid), self)
+        order: list[int] = self.runner._request(("order", self.gid), self)
+        return order
 
     def close(self) -> None:
         """Release the graph in the worker and its shared memory; idempotent."""
@@ -293,7 +298,7 @@ class WorkerRunner:
     ) -> None:
         for name, value in (("reply_timeout", reply_timeout), ("start_timeout", start_timeout)):
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError(f"{name}={value!r}: must be a positive number of seconds")
+                raise OptionError(f"{name}={value!r}: must be a positive number of seconds")
         self.bins = bins
         self.device_id = device_id
         self.reply_timeout = float(reply_timeout)
@@ -317,7 +322,7 @@ class WorkerRunner:
         )
         proc.start()
         child_conn.close()
-        self.pid: int = proc.pid
+        self.pid = cast(int, proc.pid)  # None only before start()
         self._process = _Process(proc, parent_conn)
         self._finalizer = weakref.finalize(self, _collected, self._process, self.label)
         try:
@@ -366,11 +371,13 @@ class WorkerRunner:
             if proc.sentinel in ready:
                 raise self._died()
 
-    def _request(self, msg: tuple, prepared: WorkerPrepared | None = None, fd: int = -1) -> Any:
+    def _request(
+        self, msg: tuple[Any, ...], prepared: WorkerPrepared | None = None, fd: int = -1
+    ) -> Any:
         with self._lock:
             self._check_open()
             if prepared is not None and (prepared.runner is not self or prepared.released):
-                raise ValueError("this prepared graph belongs to another (or a finalized) runner")
+                raise GraphError("this prepared graph belongs to another (or a finalized) runner")
             try:
                 self._process.conn.send(msg)
                 if fd >= 0:
@@ -381,7 +388,7 @@ class WorkerRunner:
 
     def _check_open(self) -> None:
         if self._finalized:
-            raise RuntimeError("DeviceRunner was finalized; create a new one")
+            raise RunnerClosedError("DeviceRunner was finalized; create a new one")
         if self._dead is not None:
             raise self._dead
 
@@ -445,7 +452,7 @@ class WorkerRunner:
         with self._lock:
             self._check_open()
             if prepared.runner is not self or prepared.released or prepared.region is None:
-                raise ValueError("this prepared graph belongs to another (or a finalized) runner")
+                raise GraphError("this prepared graph belongs to another (or a finalized) runner")
             graph, region = prepared.graph, prepared.region
             names = {b.name for b in graph.inputs}
             # Inputs are checked here, by the in-process runner's own code (same errors);

@@ -108,7 +108,7 @@ SI = "tests/scons/test_dispatcher_init.py::"
 SM = "tests/scons/test_invariants_manifest.py::"
 RR = "tests/runtime/test_reliability_runtime.py::"
 RX = "tests/runtime/test_runtime_execution.py::"
-RL = "tests/runtime/test_launch_path.py::"
+RLP = "tests/runtime/test_launch_path.py::"
 RT = "tests/runtime/test_runtime_scheduler.py::"
 CP = "tests/cache/test_perf_invariants.py::"
 CW = "tests/cache/test_cache_warm_cli.py::"
@@ -119,6 +119,7 @@ CH = "tests/cache/test_cli_habits.py::"
 CR = "tests/cache/test_cli_root_bound.py::"
 TC = "tests/scons/test_build_toolchain.py::"
 RW = "tests/runtime/test_runtime_worker.py::"
+RU = "tests/runtime/test_runtime_usage_errors.py::"
 RPA = "tests/runtime/test_runtime_path_a.py::"
 RTOPO = "tests/runtime/test_runtime_topology.py::"
 RGC = "tests/runtime/test_device_gc.py::"
@@ -1211,7 +1212,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "            if (t->next) futex(&t->next->seq, FUTEX_WAKE_PRIVATE, 1, NULL);\n",
         (
             RX + "test_barrier_needs_every_launch_thread_at_once",
-            RL + "test_parked_launch_threads_all_enter_the_kernel_together",
+            RLP + "test_parked_launch_threads_all_enter_the_kernel_together",
         ),
         "the threads of a CPU-kernel launch run concurrently",
     ),
@@ -1271,7 +1272,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "runtime/sim/device.py",
         "            self.inflight = start_launch(self, launch)\n        _watchdog.watch(self)\n",
         "            self.inflight = start_launch(self, launch)\n",
-        (RL + "test_a_launch_nobody_waits_for_still_ends_at_the_op_timeout",),
+        (RLP + "test_a_launch_nobody_waits_for_still_ends_at_the_op_timeout",),
         "a launch nobody waits for still ends in 507046 at the op timeout (the watchdog)",
     ),
     m(
@@ -1280,7 +1281,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "            state = plan.state\n",
         "            state = plan.state\n"
         '            prepared.__dict__.setdefault("_kept", []).append(ExecState())\n',
-        (RL + "test_runs_leave_nothing_behind",),
+        (RLP + "test_runs_leave_nothing_behind",),
         "a run allocates nothing that outlives it (device memory, host memory, ctypes objects)",
     ),
     m(
@@ -1509,6 +1510,28 @@ MUTANTS: tuple[Mutant, ...] = (
             ERR + "test_a_bad_manifest_is_a_simpler_error_and_a_value_error",
         ),
         "each exception stays catchable as the builtin it was before SimplerError",
+    ),
+    m(
+        "runtime-usage-error-not-a-simpler-error",
+        "runtime/errors.py",
+        "class InputError(SimplerError, TypeError):",
+        "class InputError(TypeError):",
+        (
+            ERR + "test_each_is_a_simpler_error_and_keeps_its_builtin",
+            RU + "test_inputs_that_do_not_bind_are_an_input_error_and_a_type_error",
+        ),
+        "the runtime's usage errors are SimplerErrors that keep their builtin",
+    ),
+    m(
+        "finalized-runner-raises-a-bare-runtime-error",
+        "runtime/runner.py",
+        'raise RunnerClosedError("DeviceRunner was finalized; create a new one")',
+        'raise RuntimeError("DeviceRunner was finalized; create a new one")',
+        (
+            RU + "test_a_finalized_runner_is_a_runner_closed_error_and_a_runtime_error",
+            RW + "test_bad_input_raises_what_the_in_process_runner_raises",
+        ),
+        "a runner used after finalize() raises RunnerClosedError, in process and isolated alike",
     ),
     m(
         "log-debug-loads-logging",

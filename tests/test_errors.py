@@ -55,6 +55,11 @@ BUILTIN_OF: dict[str, type[BaseException]] = {
     "simpler_build.runtime.worker.WorkerDiedError": RuntimeError,
     "simpler_build.runtime.worker.WorkerTimeoutError": RuntimeError,
     "simpler_build.runtime.sim.errors.CannError": RuntimeError,
+    "simpler_build.runtime.errors.GraphError": ValueError,
+    "simpler_build.runtime.errors.InputError": TypeError,
+    "simpler_build.runtime.errors.InputShapeError": ValueError,
+    "simpler_build.runtime.errors.OptionError": ValueError,
+    "simpler_build.runtime.errors.RunnerClosedError": RuntimeError,
 }
 #: Modules that do something when imported (`python -m simpler_build`).
 NOT_IMPORTED = frozenset({"simpler_build.__main__"})

@@ -44,7 +44,9 @@ class KernelHandle:
         self.ctx, self.path, self.data = ctx, path, data
         self.pinned_addr = 0  # 0 until the module load
         self.lib: SharedLib | None = None
-        self.table: ctypes.Array | None = None  # uint64 function addresses, 0 for an empty slot
+        self.table: ctypes.Array[ctypes.c_uint64] | None = (
+            None  # uint64 function addresses, 0 for an empty slot
+        )
         self.names: dict[int, str] = {}
         self.main = 0  # address of simpler_aicore_main, when the binary exports it
         self.alive = True
@@ -169,7 +171,9 @@ def rtKernelLaunchWithHandleV2(
     stream.launch(Inflight(AICORE_MAIN, main, block_dim, addr, copy, call))
 
 
-def _kernel_table(lib: SharedLib, path: Path, call: str) -> tuple[ctypes.Array, dict[int, str]]:
+def _kernel_table(
+    lib: SharedLib, path: Path, call: str
+) -> tuple[ctypes.Array[ctypes.c_uint64], dict[int, str]]:
     entries_addr, count_addr = lib.symbol(TABLE_SYMBOL), lib.symbol(COUNT_SYMBOL)
     if not entries_addr or not count_addr:
         raise CannError(

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from simpler_build.cache.fingerprint import fingerprint_bytes
 from simpler_build.files import open_regular, read_regular
@@ -50,6 +50,13 @@ from .errors import (
 )
 from .fs import INSTALLED_SO, legacy_names, preinstall_dir
 from .sharedlib import SharedLib
+
+if TYPE_CHECKING:
+    from ..abi import CpuLaunch
+
+    #: A CPU kernel as a launch thread calls it: (argument block address, launch block) -> rc.
+    #: Only for the checker: ctypes' pointer types are not subscriptable at run time.
+    CpuKernel = Callable[[int, ctypes._Pointer[CpuLaunch]], int]
 
 #: Path A: the built-in AICPU kernel library, not a user-defined (custom) op.
 PATH_A_KERNEL_LIB = "AICPUKernel"
@@ -83,16 +90,16 @@ class _Mapping:
         data = os.pread(self.fd, size, 0) if size else b""
         return len(data) == size and fingerprint_bytes(data) == self.fingerprint
 
-    def guard(self, fn: ctypes._CFuncPtr) -> Callable[[int, ctypes._Pointer], int]:
+    def guard(self, fn: CpuKernel) -> CpuKernel:
         """`fn` as a launch thread runs it: pages rewritten before or during the call fault."""
 
-        def fault(launch: ctypes._Pointer, why: str) -> int:
+        def fault(launch: ctypes._Pointer[CpuLaunch], why: str) -> int:
             # The exception kills the whole op: its other threads see the abort word.
             self.fault = why
             ctypes.c_uint32.from_address(launch.contents.abort).value = 1
             return MAPPING_FAULT
 
-        def run(args: int, launch: ctypes._Pointer) -> int:
+        def run(args: int, launch: ctypes._Pointer[CpuLaunch]) -> int:
             stamp = self._stamp()
             if stamp != self.stamp:
                 # Rewritten since loaded: the page cache refills from the file's bytes now.
@@ -230,9 +237,7 @@ class FuncHandle:
     binary: BinHandle
     name: str
     addr: int
-    fn: Callable[[int, ctypes._Pointer], int]  # built once: launches only call it
-
-    fn: Callable[..., int]  # kept alive while launches call `addr` (a callback in legacy mode)
+    fn: CpuKernel  # kept alive while launches call `addr` (a callback in legacy mode)
 
 
 def _parse(json_path: Path, call: str) -> dict[str, tuple[str, str]]:

@@ -33,6 +33,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import OptionError
 from . import native
 from .errors import (
     ACL_ERROR_RT_AICPU_EXCEPTION,
@@ -72,9 +73,9 @@ def op_timeout_default() -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{OP_TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+        raise OptionError(f"{OP_TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
     if not value > 0:
-        raise ValueError(f"{OP_TIMEOUT_ENV} must be a positive number of seconds, not {raw}")
+        raise OptionError(f"{OP_TIMEOUT_ENV} must be a positive number of seconds, not {raw}")
     return value
 
 
@@ -414,13 +415,15 @@ class Stream:
         self._worker: threading.Thread | None = None
         #: Launch threads, reused launch after launch (only the worker uses them).
         self.pool: list[LaunchThread] = []
-        self._pool_ptrs: ctypes.Array | None = None  # the pool as SimThread*[], for C
+        self._pool_ptrs: ctypes.Array[ctypes.c_void_p] | None = (
+            None  # the pool as SimThread*[], for C
+        )
         self._record: LaunchRecord | None = None
         #: The CPU launch started straight from the launch call, when the stream was idle.
         self.inflight: Inflight | None = None
         self._finishing = threading.Lock()  # one party waits for and judges `inflight`
 
-    def launch_threads(self, count: int) -> ctypes.Array:
+    def launch_threads(self, count: int) -> ctypes.Array[ctypes.c_void_p]:
         """At least `count` launch threads as a C array, started as needed (worker thread only)."""
         if len(self.pool) < count or self._pool_ptrs is None:
             while len(self.pool) < count:

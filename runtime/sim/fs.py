@@ -113,7 +113,7 @@ class PreinstallLock:
         self.directory = directory
         self.swept: list[str] = []
         self._fd: int | None = None
-        self._closer: weakref.finalize | None = None
+        self._closer: weakref.finalize[[int], PreinstallLock] | None = None
 
     def __enter__(self) -> PreinstallLock:
         ensure_directory(self.directory)

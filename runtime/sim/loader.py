@@ -67,8 +67,9 @@ def rtAicpuKernelLaunchExWithArgs(
             f"dispatcher ({da.aicpu_so_len} bytes) does not load: {exc}",
         ) from None
     try:
-        entries = {name: lib.symbol(name) for name in DISPATCHER_ENTRY_POINTS}
-        missing = [name for name, addr in entries.items() if not addr]
+        symbols = {name: lib.symbol(name) for name in DISPATCHER_ENTRY_POINTS}
+        entries = {name: addr for name, addr in symbols.items() if addr}
+        missing = [name for name in DISPATCHER_ENTRY_POINTS if name not in entries]
         if missing:
             raise CannError(
                 ACL_ERROR_RT_KERNEL_LOOKUP,

@@ -24,7 +24,9 @@ class Allocation:
 
     __slots__ = ("addr", "buffer", "owner", "size", "tag")
 
-    def __init__(self, addr: int, size: int, owner: object, tag: str, buffer: ctypes.Array) -> None:
+    def __init__(
+        self, addr: int, size: int, owner: object, tag: str, buffer: ctypes.Array[ctypes.c_char]
+    ) -> None:
         self.addr, self.size, self.owner, self.tag = addr, size, owner, tag
         self.buffer = buffer  # keeps the memory alive
 
@@ -103,7 +105,7 @@ class HbmPool:
         self.in_use -= alloc.size
 
 
-def _host_buffer(size: int, tag: str, call: str) -> ctypes.Array:
+def _host_buffer(size: int, tag: str, call: str) -> ctypes.Array[ctypes.c_char]:
     """`size` zeroed bytes of host memory; 207001 when the host cannot or should not give them."""
     why = host.refusal(size)
     if why is not None:

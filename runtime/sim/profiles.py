@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ..errors import OptionError
 from . import host
 
 HBM_BYTES_ENV = "SIMPLER_SIM_HBM_BYTES"
@@ -88,11 +89,11 @@ PROFILES: dict[str, DeviceProfile] = {
 
 
 def profile_for(arch: str) -> DeviceProfile:
-    """The profile of `arch`; ValueError naming the known arches otherwise."""
+    """The profile of `arch`; an OptionError (a ValueError) naming the known arches otherwise."""
     try:
         return PROFILES[arch]
     except KeyError:
-        raise ValueError(f"unknown arch {arch!r} (known: {', '.join(sorted(PROFILES))})") from None
+        raise OptionError(f"unknown arch {arch!r} (known: {', '.join(sorted(PROFILES))})") from None
 
 
 def hbm_capacity(profile: DeviceProfile, override: int | None = None) -> int:
@@ -105,11 +106,11 @@ def hbm_capacity(profile: DeviceProfile, override: int | None = None) -> int:
         try:
             value = int(raw, 0)
         except ValueError:
-            raise ValueError(f"{HBM_BYTES_ENV}={raw!r} is not an integer byte count") from None
+            raise OptionError(f"{HBM_BYTES_ENV}={raw!r} is not an integer byte count") from None
         source = HBM_BYTES_ENV
     else:
         cap = host.capacity_cap()
         return profile.hbm_bytes if cap is None else min(profile.hbm_bytes, cap)
     if value <= 0:
-        raise ValueError(f"{source} must be a positive byte count, not {value}")
+        raise OptionError(f"{source} must be a positive byte count, not {value}")
     return value

@@ -20,7 +20,12 @@ import pytest
 from simpler_build.runtime import (
     DeviceRunner,
     Graph,
+    GraphError,
     InnerSoLatchError,
+    InputError,
+    InputShapeError,
+    OptionError,
+    RunnerClosedError,
     RuntimeBinaries,
     aicpu_op,
     sim,
@@ -231,12 +236,15 @@ def test_bad_input_raises_what_the_in_process_runner_raises(
     ]
     seen = {isolate: _errors(bins, isolate, calls) for isolate in (False, True)}
     assert seen[True] == seen[False]
-    assert len({t for t, _ in seen[True]}) >= 3  # TypeError, ValueError, RuntimeError at least
+    # The runtime's usage errors (runtime/errors.py) cross by class, raised in the worker
+    # (shapes, binding, prepare) or in the parent (a finalized runner).
+    usage = {GraphError, InputError, InputShapeError, RunnerClosedError}
+    assert usage <= {t for t, _ in seen[True]}
     # A constructor the in-process runner refuses is refused the same way.
     bad = {"aicpu_threads": 99}
-    assert _error_of(lambda: WorkerRunner(bins, **bad)) == _error_of(
-        lambda: DeviceRunner(bins, **bad)
-    )
+    refused = _error_of(lambda: WorkerRunner(bins, **bad))
+    assert refused == _error_of(lambda: DeviceRunner(bins, **bad))
+    assert refused[0] is OptionError
 
 
 def test_runtime_errors_cross_the_process_boundary_whole() -> None:
