@@ -24,7 +24,21 @@ from .runner import (
     PreparedGraphClosedError,
 )
 from .sim.errors import CannError
-from .worker import WorkerDiedError, WorkerError, WorkerPrepared, WorkerRunner, WorkerTimeoutError
+
+# The worker (multiprocessing, sockets, memfd regions) loads only when first named or
+# when DeviceRunner(isolate=True) needs it: the in-process runtime's import stays lean.
+_WORKER_NAMES = frozenset(
+    {"WorkerDiedError", "WorkerError", "WorkerPrepared", "WorkerRunner", "WorkerTimeoutError"}
+)
+
+
+def __getattr__(name: str) -> object:
+    if name in _WORKER_NAMES:
+        from . import worker
+
+        return getattr(worker, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AlreadyPreparedError",

@@ -157,6 +157,18 @@ LIVE_DISPATCHER = (RR + "test_a_live_writers_temp_file_is_left_alone_until_it_di
 
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
+        "runtime-imports-the-worker",
+        "runtime/__init__.py",
+        (
+            (
+                "_WORKER_NAMES = frozenset(",
+                "from .worker import WorkerRunner  # noqa: F401\n\n_WORKER_NAMES = frozenset(",
+            ),
+        ),
+        ("tests/cache/test_lean_imports.py::test_runtime_import_and_binaries_load_no_pyelftools",),
+        "the in-process runtime's import never loads the worker (multiprocessing, sockets)",
+    ),
+    Mutant(
         "launch-record-freed-twice",
         "runtime/sim/device.py",
         (

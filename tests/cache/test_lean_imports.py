@@ -163,6 +163,9 @@ def test_runtime_import_and_binaries_load_no_pyelftools(warm_build: Path, cache_
     )
     assert "simpler_build.runtime.binaries" in imports.loaded
     assert imports.loaded_any("elftools") == []
+    # The worker (multiprocessing, sockets) loads only for DeviceRunner(isolate=True).
+    assert imports.loaded_any("simpler_build.runtime.worker") == []
+    assert imports.loaded_any("multiprocessing") == []
     assert imports.heavy_asked_by_read_path() == set()  # through resolve, manifest, files
 
 
