@@ -34,7 +34,7 @@ import warnings
 import weakref
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -117,8 +117,24 @@ class DeviceUnusableError(DeviceError):
         )
 
 
+class Closable:
+    """close() and the with-block of a prepared callable (in-process or a worker's):
+    its runner frees what the callable holds; idempotent."""
+
+    runner: Any
+
+    def close(self) -> None:
+        self.runner._close_prepared(self)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 @dataclass(eq=False, repr=False)
-class PreparedGraph:
+class PreparedGraph(Closable):
     """A graph with its device buffers and task array built once; call it to run.
 
     `close()` (or leaving a `with` block) frees its device buffers and task
@@ -154,16 +170,6 @@ class PreparedGraph:
         return self.runner._run_with_options(
             self, inputs, named, block_dim=block_dim, aicpu_threads=aicpu_threads, cast=cast
         )
-
-    def close(self) -> None:
-        """Free this callable's device buffers and task array; idempotent."""
-        self.runner._close_prepared(self)
-
-    def __enter__(self) -> PreparedGraph:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         runner = self.runner

@@ -42,7 +42,7 @@ from ._shm import Region
 from .binaries import RuntimeBinaries
 from .errors import GraphError, OptionError, RunnerClosedError
 from .graph import Graph
-from .runner import _as_float32, _bind_inputs
+from .runner import Closable, _as_float32, _bind_inputs
 from .sim.profiles import profile_for
 
 #: How long a worker may take to start (spawn, import numpy and the runtime, bootstrap).
@@ -215,7 +215,7 @@ def _serve(
 
 # -- the parent's side ------------------------------------------------------------------------
 @dataclass(eq=False)
-class WorkerPrepared:
+class WorkerPrepared(Closable):
     """A graph prepared in the worker; call it to run (inputs and outputs via shared memory)."""
 
     runner: WorkerRunner
@@ -233,16 +233,6 @@ class WorkerPrepared:
         """Task indices in the order the AICPU executed them on the last run."""
         order: list[int] = self.runner._request(("order", self.gid), self)
         return order
-
-    def close(self) -> None:
-        """Release the graph in the worker and its shared memory; idempotent."""
-        self.runner._close_prepared(self)
-
-    def __enter__(self) -> WorkerPrepared:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class _Process:
