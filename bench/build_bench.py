@@ -23,6 +23,7 @@ import argparse
 import io
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -60,8 +61,8 @@ def timed_scons(cwd: Path, args: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
-#: The line of runtime/SConscript the generated kernels are appended to.
-KERNEL_ANCHOR = 'kernel_sources = ["aicore/vector_kernels.c", "aicore/kernel_table.c"]\n'
+#: The line of runtime/SConscript (any revision) the generated kernels are appended after.
+KERNEL_ANCHOR = re.compile(r"^kernel_sources = \[[^\n]*\]\n", re.MULTILINE)
 
 
 def add_kernels(tree: Path, count: int) -> None:
@@ -77,12 +78,11 @@ def add_kernels(tree: Path, count: int) -> None:
         )
     sconscript = tree / "runtime" / "SConscript"
     text = sconscript.read_text()
-    if text.count(KERNEL_ANCHOR) != 1:
+    found = KERNEL_ANCHOR.findall(text)
+    if len(found) != 1:
         raise SystemExit(f"build_bench: {sconscript}: cannot find the kernel source list")
     sources = [f"aicore/generated/gen_kernel_{k:04d}.c" for k in range(count)]
-    sconscript.write_text(
-        text.replace(KERNEL_ANCHOR, KERNEL_ANCHOR + f"kernel_sources += {sources!r}\n")
-    )
+    sconscript.write_text(text.replace(found[0], found[0] + f"kernel_sources += {sources!r}\n"))
 
 
 def archive(rev: str, dest: Path) -> Path:
