@@ -46,7 +46,7 @@ if ! have_ccache; then
     exit 1
 fi
 
-# The package's root modules moved from simpler_build/ to core/ (0.3): a checkout
+# The package's root modules moved from simpler_build/ to core/ after 0.2.0: a checkout
 # updated across that move keeps an untracked simpler_build/__pycache__, which
 # Python would import as an empty namespace package ahead of the real one.
 if [ -d simpler_build ] && [ -z "$(find simpler_build -name '*.py' -print -quit)" ]; then
