@@ -9,12 +9,10 @@ submodule keeps the name `warm`).
 
 from __future__ import annotations
 
-from importlib import import_module
+from simpler_build._lazy import lazy_exports
 
 TYPE_CHECKING = False  # `import typing` alone costs about 2 ms of every `cache warm`
 if TYPE_CHECKING:
-    from typing import Any
-
     from simpler_build.cache.errors import (
         CacheError,
         CacheLockError,
@@ -93,14 +91,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

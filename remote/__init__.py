@@ -9,15 +9,13 @@ for the server set-up).
 
 from __future__ import annotations
 
-from importlib import import_module
+from simpler_build._lazy import lazy_exports
 
 # Public names resolve on first use (PEP 562): `simpler-build cache warm` imports
 # `simpler_build.remote.errors` to recognise a config error, and must not pay for the
 # URL parser and the Redis client to do so (issue 9).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from simpler_build.remote.config import (
         REMOTE_ENV,
         RemoteSpec,
@@ -54,17 +52,7 @@ def open_remotes(text: str | None = None, where: str | None = None) -> list[Remo
     return [RemoteStorage(spec) for spec in specs]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [
