@@ -1,9 +1,11 @@
 """`simpler-build repro-check`: build the tree twice and prove the bytes do not depend on where.
 
 Two copies of the sources go into temporary directories whose paths differ
-in length, each is built with caching off (`--cache-disable`, `cache=0`),
-with a different `-j`, `build_dir` name and umask, and every file under
-`lib/` is compared.  A binary that differs is named with the ELF sections
+in length, each is built with caching off (`--cache-disable`, `cache=0`, and
+`CCACHE_DISABLE=1`, so a ccache on PATH or in `CC` cannot stand in for a
+compile and pass two copies of one object off as two builds), with a
+different `-j`, `build_dir` name and umask, and every file under `lib/` is
+compared.  A binary that differs is named with the ELF sections
 whose bytes differ (and a manifest with the keys), so a flag that leaks a
 path or a time shows where it lands.  Run it after changing a build flag;
 docs/reproducible-builds.md explains what the build does to be reproducible.
@@ -51,7 +53,7 @@ def _copy_sources(src: Path, dest: Path) -> None:
 
 
 def _build(tree: Path, build_dir: str, jobs: int, umask: int, args: list[str]) -> float:
-    env = {**os.environ, "SIMPLER_CACHE_DIR": str(tree.parent / "cache")}
+    env = {**os.environ, "SIMPLER_CACHE_DIR": str(tree.parent / "cache"), "CCACHE_DISABLE": "1"}
     env.pop("SIMPLER_REMOTE_STORAGE", None)
     cmd = [sys.executable, "-m", "SCons", "-Q", f"-j{jobs}", f"build_dir={build_dir}"]
     cmd += ["cache=0", "--cache-disable", *args]

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import compiler_cache
+
 REPO = Path(__file__).resolve().parents[1]
 ARCHES = ("a2a3", "a5")
 RUNTIMES = ("host_build_graph", "aicpu_build_graph")
@@ -25,6 +27,17 @@ RUNTIMES = ("host_build_graph", "aicpu_build_graph")
 _SESSION_ROOT = Path(tempfile.mkdtemp(prefix="simpler-test-"))
 os.environ["SIMPLER_CACHE_DIR"] = str(_SESSION_ROOT / "cache")
 os.environ["SIMPLER_SIM_ROOT"] = str(_SESSION_ROOT / "sim")
+
+# Compiles go through ccache unless a test is marked real_compiles (tests/compiler_cache.py);
+# SIMPLER_TEST_CCACHE_DIR shares one ccache directory between sessions (tests/mutants.py).
+_MASQUERADE = _SESSION_ROOT / "ccache-bin"
+_CCACHE = compiler_cache.environment(
+    _MASQUERADE,
+    Path(os.environ.get("SIMPLER_TEST_CCACHE_DIR") or _SESSION_ROOT / "ccache"),
+    os.environ,
+)
+if _CCACHE is not None:
+    os.environ.update(_CCACHE)
 
 
 def scons(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None, check: bool = True):
@@ -71,6 +84,22 @@ def built_tree() -> BuiltTree:
     build_dir = _SESSION_ROOT / "build"
     scons("-j2", "arch=all", f"build_dir={build_dir}")
     return BuiltTree(build_dir)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "real_compiles: every compile runs gcc itself (no ccache; see compiler_cache)"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _real_compiles(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests marked `real_compiles` see the environment without the suite's compiler cache."""
+    if request.node.get_closest_marker("real_compiles") is None:
+        return
+    for name in compiler_cache.VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATH", compiler_cache.without(os.environ)["PATH"])
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

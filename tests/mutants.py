@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tests import compiler_cache  # noqa: E402  (the repository root goes on sys.path first)
 
 #: Suffixes and paths whose change needs a rebuild of the C binaries.
 BUILD_SUFFIXES = (".c", ".cpp", ".h", ".map")
@@ -130,6 +132,7 @@ LEAN = "tests/cache/test_lean_imports.py::"
 MPATHS = "tests/cache/test_manifest_paths.py::"
 ERR = "tests/test_errors.py::"
 LOG = "tests/test_logging.py::"
+REPRO = "tests/scons/test_reproducible.py::"
 
 DURABLE = (CI + "test_put_writes_fsyncs_renames_then_fsyncs_the_directory",)
 MEMO_MTIME = (CI + "test_memo_hits_an_unchanged_file_and_follows_a_same_size_rewrite",)
@@ -1581,6 +1584,15 @@ MUTANTS: tuple[Mutant, ...] = (
         (LOG + "test_cache_decisions_are_logged_at_debug",),
         "cache hits and misses are logged at DEBUG",
     ),
+    # -- the suite's compiler cache never stands in for a compile that is the subject --------
+    m(
+        "repro-check-lets-ccache-compile",
+        "core/repro.py",
+        '"CCACHE_DISABLE": "1"}',
+        "}",
+        (REPRO + "test_repro_check_passes_and_names_a_leaking_section",),
+        "repro-check compiles each copy for real, even with ccache on PATH or in CC",
+    ),
 )
 
 
@@ -1649,6 +1661,12 @@ def env_for(root: Path, build_dir: Path) -> dict[str, str]:
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["SIMPLER_TEST_BUILD_DIR"] = str(build_dir)
     env["SIMPLER_CACHE_DIR"] = str(root / ".cache")  # the build's; the tests make their own
+    # One ccache for every copy's build and test session (tests/compiler_cache.py): a
+    # mutant of C compiles only what it changed, and a copy's objects are shared by path.
+    ccache = compiler_cache.environment(root.parent / "ccache-bin", root.parent / "ccache", env)
+    if ccache is not None:
+        env.update(ccache)
+        env["SIMPLER_TEST_CCACHE_DIR"] = ccache["CCACHE_DIR"]
     return env
 
 

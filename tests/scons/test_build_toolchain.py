@@ -20,6 +20,9 @@ from simpler_build.manifest import MANIFEST_NAME
 from simpler_build.repro import compare
 from tests.conftest import scons
 
+#: The subject is the compiler and its launcher: every compile runs gcc (or the test's ccache).
+pytestmark = pytest.mark.real_compiles
+
 ONE = ("arch=a2a3", "runtime=host_build_graph")
 #: Neither SCons's CacheDir nor the artifact cache: every object is compiled.
 UNCACHED = ("--cache-disable", "cache=0")

@@ -41,6 +41,7 @@ def _scons(tree: Path, *args: str, env: dict[str, str] | None = None, umask: int
     return proc.stdout
 
 
+@pytest.mark.real_compiles  # the subject is what gcc writes: no compiler cache stands in
 @pytest.mark.parametrize("mode", ["release", "debug"])
 def test_two_checkouts_build_identical_bytes(tmp_path: Path, mode: str) -> None:
     one = _copy(tmp_path / "a" / "src")
@@ -82,11 +83,23 @@ def test_a_second_checkout_retrieves_everything_from_cachedir(tmp_path: Path) ->
     assert diffs == []
 
 
+def _ccache_calls() -> int:
+    out = subprocess.run(
+        ["ccache", "--print-stats"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    stats = {k: int(v) for k, v in (line.split("\t") for line in out.splitlines() if "\t" in line)}
+    return sum(stats[k] for k in ("direct_cache_hit", "preprocessed_cache_hit", "cache_miss"))
+
+
 def test_repro_check_passes_and_names_a_leaking_section(tmp_path: Path) -> None:
+    """Run under the suite's ccache (tests/compiler_cache.py): repro-check compiles anyway."""
+    assert os.environ.get("CCACHE_DIR"), "the suite's compiler cache is off: is ccache installed?"
+    calls = _ccache_calls()
     run = [sys.executable, "-m", "simpler_build.cli", "repro-check", "--arch", "a2a3", "--json"]
     ok = subprocess.run(run, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert json.loads(ok.stdout)["reproducible"] is True
+    assert _ccache_calls() == calls, "repro-check let ccache stand in for its compiles"
 
     # A kernel that embeds the absolute path of its checkout, through a define.
     tree = _copy(tmp_path / "leaky")
