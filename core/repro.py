@@ -29,6 +29,14 @@ PROG = "simpler-build repro-check"
 SOURCES = ("SConstruct", "site_scons", "dispatcher", "runtime")
 
 
+class _Failure(Exception):
+    """The check cannot run (exit 2, `kind` config) or a build failed (exit 1, `kind` build)."""
+
+    def __init__(self, message: str, path: Path, kind: str, code: int) -> None:
+        super().__init__(message)
+        self.path, self.kind, self.code = path, kind, code
+
+
 def find_source(given: Path | None) -> Path:
     """The tree to check: --source, else the checkout this package runs from, else the cwd."""
     from simpler_build.build import source_tree
@@ -38,7 +46,7 @@ def find_source(given: Path | None) -> Path:
         if c is not None and (c / "SConstruct").is_file():
             return c.resolve()
     where = given or Path.cwd()
-    raise SystemExit(f"{PROG}: error: {where}: no SConstruct here (pass --source CHECKOUT)")
+    raise _Failure(f"{where}: no SConstruct here (pass --source CHECKOUT)", where, "config", 2)
 
 
 def _copy_sources(src: Path, dest: Path) -> None:
@@ -52,7 +60,8 @@ def _copy_sources(src: Path, dest: Path) -> None:
             shutil.copy2(path, dest / name)
 
 
-def _build(tree: Path, build_dir: str, jobs: int, umask: int, args: list[str]) -> float:
+def _build(src: Path, tree: Path, build_dir: str, jobs: int, umask: int, args: list[str]) -> float:
+    """Build the copy `tree` of `src`; seconds taken.  A failure names `src` and the first error."""
     env = {**os.environ, "SIMPLER_CACHE_DIR": str(tree.parent / "cache"), "CCACHE_DISABLE": "1"}
     env.pop("SIMPLER_REMOTE_STORAGE", None)
     cmd = [sys.executable, "-m", "SCons", "-Q", f"-j{jobs}", f"build_dir={build_dir}"]
@@ -67,8 +76,9 @@ def _build(tree: Path, build_dir: str, jobs: int, umask: int, args: list[str]) -
         preexec_fn=lambda: os.umask(umask),
     )
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise SystemExit(f"{PROG}: error: {tree}: scons failed: {tail[0]}")
+        lines = (proc.stdout + proc.stderr).strip().splitlines() or ["(no output)"]
+        first = next((line for line in lines if " error: " in line), lines[-1])
+        raise _Failure(f"{src}: the build of its copy failed: {first.strip()}", src, "build", 1)
     return time.perf_counter() - start
 
 
@@ -138,25 +148,30 @@ def main(argv: list[str] | None = None) -> int:
         args = p.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    src = find_source(args.source)
-    work = Path(tempfile.mkdtemp(prefix="simpler-repro-"))
     try:
-        one = work / "a" / "src"
-        two = work / "b-a-longer-path" / "nested" / "src"
-        for tree in (one, two):
-            _copy_sources(src, tree)
-        build_args = [f"arch={args.arch}", f"mode={args.mode}"]
-        t1 = _build(one, "build", 1, 0o022, build_args)
-        t2 = _build(two, "out-of-tree-name", 2, 0o077, build_args)
-        sub = ("debug",) if args.mode == "debug" else ()  # SConstruct: debug has its own tree
-        names, diffs = compare(
-            one.joinpath("build", *sub, "lib"), two.joinpath("out-of-tree-name", *sub, "lib")
-        )
-    finally:
-        if args.keep:
-            print(f"{PROG}: kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        src = find_source(args.source)
+        work = Path(tempfile.mkdtemp(prefix="simpler-repro-"))
+        try:
+            one = work / "a" / "src"
+            two = work / "b-a-longer-path" / "nested" / "src"
+            for tree in (one, two):
+                _copy_sources(src, tree)
+            build_args = [f"arch={args.arch}", f"mode={args.mode}"]
+            t1 = _build(src, one, "build", 1, 0o022, build_args)
+            t2 = _build(src, two, "out-of-tree-name", 2, 0o077, build_args)
+            sub = ("debug",) if args.mode == "debug" else ()  # SConstruct: debug has its own tree
+            names, diffs = compare(
+                one.joinpath("build", *sub, "lib"), two.joinpath("out-of-tree-name", *sub, "lib")
+            )
+        finally:
+            if args.keep:
+                print(f"{PROG}: kept {work}", file=sys.stderr)
+            else:
+                shutil.rmtree(work, ignore_errors=True)
+    except _Failure as exc:
+        from simpler_build.cache.cli import report_error
+
+        return report_error(args.json, PROG, str(exc), exc.code, kind=exc.kind, path=str(exc.path))
     report = {
         "schema_version": 1,  # docs/json.md
         "source": str(src),

@@ -46,7 +46,7 @@ CHILD = Path(__file__).with_name("reliability_child.py")
 # As the code objects name them (a scratch copy imports through symlinks: never resolve).
 HOST_FILES = {runner_module.__file__, aicpu_op.__file__}
 SIM_DIR = os.path.dirname(sim.__file__) + os.sep
-WAIT = 30.0  # seconds a child may take before it counts as hung
+WAIT = 15.0  # seconds a child may take before it counts as hung (one takes about 1 s)
 
 
 # -- helpers ---------------------------------------------------------------------------------

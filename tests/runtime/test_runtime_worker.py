@@ -361,7 +361,7 @@ def test_an_unresponsive_worker_times_out_and_is_killed(
     try:
         with pytest.raises(WorkerTimeoutError, match=f"pid {runner.pid}.*within 2 s"):
             ones = np.ones(16, np.float32)
-            bounded(lambda: prepared(ones, ones), bound=30)  # 15x the timeout
+            bounded(lambda: prepared(ones, ones), bound=12)  # 6x the timeout
     finally:
         if alive(runner.pid):
             os.kill(runner.pid, signal.SIGCONT)

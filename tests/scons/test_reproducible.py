@@ -83,23 +83,36 @@ def test_a_second_checkout_retrieves_everything_from_cachedir(tmp_path: Path) ->
     assert diffs == []
 
 
-def _ccache_calls() -> int:
+def _ccache_calls(ccache_dir: Path) -> int:
     out = subprocess.run(
-        ["ccache", "--print-stats"], capture_output=True, text=True, check=True, timeout=60
+        ["ccache", "--print-stats"],
+        env={**os.environ, "CCACHE_DIR": str(ccache_dir)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     stats = {k: int(v) for k, v in (line.split("\t") for line in out.splitlines() if "\t" in line)}
     return sum(stats[k] for k in ("direct_cache_hit", "preprocessed_cache_hit", "cache_miss"))
 
 
 def test_repro_check_passes_and_names_a_leaking_section(tmp_path: Path) -> None:
-    """Run under the suite's ccache (tests/compiler_cache.py): repro-check compiles anyway."""
+    """Run with ccache first on PATH (tests/compiler_cache.py), in a directory of its own:
+    repro-check compiles for real anyway, so that ccache sees no call at all."""
     assert os.environ.get("CCACHE_DIR"), "the suite's compiler cache is off: is ccache installed?"
-    calls = _ccache_calls()
+    ccache_dir = tmp_path / "ccache"
     run = [sys.executable, "-m", "simpler_build.cli", "repro-check", "--arch", "a2a3", "--json"]
-    ok = subprocess.run(run, capture_output=True, text=True, timeout=600, cwd=REPO)
+    ok = subprocess.run(
+        run,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+        env={**os.environ, "CCACHE_DIR": str(ccache_dir)},
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert json.loads(ok.stdout)["reproducible"] is True
-    assert _ccache_calls() == calls, "repro-check let ccache stand in for its compiles"
+    assert _ccache_calls(ccache_dir) == 0, "repro-check let ccache stand in for its compiles"
 
     # A kernel that embeds the absolute path of its checkout, through a define.
     tree = _copy(tmp_path / "leaky")
@@ -126,3 +139,29 @@ def test_repro_check_passes_and_names_a_leaking_section(tmp_path: Path) -> None:
     assert "a2a3/aicore/aicore_kernels.elf" in by_file
     assert ".rodata" in by_file["a2a3/aicore/aicore_kernels.elf"]["where"]
     assert report["reproducible"] is False
+
+
+@pytest.mark.parametrize("json_mode", [False, True])
+def test_repro_check_errors_are_one_line(tmp_path: Path, json_mode: bool) -> None:
+    """No SConstruct at --source (exit 2), a build that fails (exit 1): one line, no traceback."""
+    broken = _copy(tmp_path / "broken")
+    source = broken / "dispatcher" / "dispatcher.cpp"
+    source.write_text(source.read_text() + "\n#error a deliberate break\n")
+    cases = (
+        (tmp_path, 2, "config", "no SConstruct here"),
+        (broken, 1, "build", "the build of its copy failed"),
+    )
+    for where, code, kind, words in cases:
+        cmd = [sys.executable, "-m", "simpler_build.cli", "repro-check", "--arch", "a2a3"]
+        cmd += ["--source", str(where), *(["--json"] if json_mode else [])]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert proc.returncode == code and proc.stdout == "", proc.stderr
+        assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+        if json_mode:
+            error = json.loads(proc.stderr)["error"]
+            assert (error["kind"], error["exit_code"], error["path"]) == (kind, code, str(where))
+            assert words in error["message"]
+        else:
+            assert proc.stderr.startswith(f"simpler-build repro-check: error: {where}: {words}")
+        if code == 1:
+            assert "a deliberate break" in proc.stderr, "the compiler's own error line"
