@@ -9,7 +9,9 @@ ruff check .
 ruff format --check .
 # mypy --strict over the package (pyproject.toml [tool.mypy]; mypy is pinned in the test extra).
 python scripts/typecheck.py
-pytest -q "$@"
+# Two pytest-xdist workers, a test module each at a time: most tests wait on processes,
+# builds and servers, and a single session kept one of CI's two cores idle.
+pytest -q -n 2 --dist loadfile "$@"
 # The curated mutants (tests/mutants.py): every deliberate bug in a promise of
 # docs/architecture.md must be caught by its paired tests.
 python tests/mutants.py

@@ -7,6 +7,7 @@ nothing touches the user's real cache; `built_tree` runs the real SCons build
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -28,14 +29,13 @@ _SESSION_ROOT = Path(tempfile.mkdtemp(prefix="simpler-test-"))
 os.environ["SIMPLER_CACHE_DIR"] = str(_SESSION_ROOT / "cache")
 os.environ["SIMPLER_SIM_ROOT"] = str(_SESSION_ROOT / "sim")
 
-# Compiles go through ccache unless a test is marked real_compiles (tests/compiler_cache.py);
-# SIMPLER_TEST_CCACHE_DIR shares one ccache directory between sessions (tests/mutants.py).
+# Compiles go through ccache unless a test is marked real_compiles (tests/compiler_cache.py).
+# SIMPLER_TEST_CCACHE_DIR shares one ccache directory between sessions: tests/mutants.py sets
+# it, and the first process to get here sets it for the pytest-xdist workers it starts.
+os.environ.setdefault("SIMPLER_TEST_CCACHE_DIR", str(_SESSION_ROOT / "ccache"))
+_CCACHE_DIR = Path(os.environ["SIMPLER_TEST_CCACHE_DIR"])
 _MASQUERADE = _SESSION_ROOT / "ccache-bin"
-_CCACHE = compiler_cache.environment(
-    _MASQUERADE,
-    Path(os.environ.get("SIMPLER_TEST_CCACHE_DIR") or _SESSION_ROOT / "ccache"),
-    os.environ,
-)
+_CCACHE = compiler_cache.environment(_MASQUERADE, _CCACHE_DIR, os.environ)
 if _CCACHE is not None:
     os.environ.update(_CCACHE)
 
@@ -82,7 +82,12 @@ def built_tree() -> BuiltTree:
     if given:
         return BuiltTree(Path(given).absolute())
     build_dir = _SESSION_ROOT / "build"
-    scons("-j2", "arch=all", f"build_dir={build_dir}")
+    # pytest-xdist workers build one at a time, so all but the first find every object in
+    # the shared ccache; each still has its own tree, published into its own cache root.
+    _CCACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(_CCACHE_DIR / "simpler-test-build.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        scons("-j2", "arch=all", f"build_dir={build_dir}")
     return BuiltTree(build_dir)
 
 
