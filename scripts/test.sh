@@ -14,4 +14,5 @@ python scripts/typecheck.py
 pytest -q -n 2 --dist loadfile "$@"
 # The curated mutants (tests/mutants.py): every deliberate bug in a promise of
 # docs/architecture.md must be caught by its paired tests.
-python tests/mutants.py
+# Three jobs on two cores: a mutant is mostly a short pytest session waiting on processes.
+python tests/mutants.py -j 3
