@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -60,3 +61,16 @@ def without(base: Mapping[str, str]) -> dict[str, str]:
         p for p in base.get("PATH", "").split(os.pathsep) if p and not is_masquerade(p)
     )
     return env
+
+
+def stats(ccache_dir: Path) -> dict[str, int]:
+    """ccache's counters for `ccache_dir` (`--print-stats`: one `name<TAB>value` per line)."""
+    out = subprocess.run(
+        ["ccache", "--print-stats"],
+        env={**os.environ, "CCACHE_DIR": str(ccache_dir)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return {k: int(v) for k, v in (line.split("\t") for line in out.splitlines() if "\t" in line)}

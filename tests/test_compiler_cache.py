@@ -23,13 +23,6 @@ def _compile(checkout: Path, env: dict[str, str], *options: str) -> bytes:
     return (checkout / "a.o").read_bytes()
 
 
-def _stats(env: dict[str, str]) -> dict[str, int]:
-    out = subprocess.run(
-        ["ccache", "--print-stats"], env=env, capture_output=True, text=True, check=True
-    ).stdout
-    return {k: int(v) for k, v in (line.split("\t") for line in out.splitlines() if "\t" in line)}
-
-
 def test_the_suite_compiles_through_ccache() -> None:
     assert shutil.which("ccache"), "ccache is missing: scripts/setup.sh installs it"
     gcc = shutil.which("gcc")
@@ -52,10 +45,10 @@ def test_checkouts_at_different_paths_share_one_entry(tmp_path: Path) -> None:
     env = {**base, **env}
     one = _compile(tmp_path / "a", env)
     two = _compile(tmp_path / "a much longer" / "path" / "b", env)
-    stats = _stats(env)
+    stats = compiler_cache.stats(Path(env["CCACHE_DIR"]))
     assert (stats["cache_miss"], stats["direct_cache_hit"]) == (1, 1)
     assert one == two and str(tmp_path).encode() not in one
     # Another option is a real compile: only the prefix map is left out of the hash.
     _compile(tmp_path / "c", env, "-O2")
-    stats = _stats(env)
+    stats = compiler_cache.stats(Path(env["CCACHE_DIR"]))
     assert (stats["cache_miss"], stats["direct_cache_hit"]) == (2, 1)

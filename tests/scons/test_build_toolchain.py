@@ -8,16 +8,15 @@ is also the proof that `CCACHE_*` passes through.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from simpler_build.manifest import MANIFEST_NAME
 from simpler_build.repro import compare
+from tests import compiler_cache
 from tests.conftest import scons
 
 #: The subject is the compiler and its launcher: every compile runs gcc (or the test's ccache).
@@ -26,18 +25,6 @@ pytestmark = pytest.mark.real_compiles
 ONE = ("arch=a2a3", "runtime=host_build_graph")
 #: Neither SCons's CacheDir nor the artifact cache: every object is compiled.
 UNCACHED = ("--cache-disable", "cache=0")
-
-
-def ccache_stats(ccache_dir: Path) -> dict[str, int]:
-    out = subprocess.run(
-        ["ccache", "--print-stats"],
-        env={**os.environ, "CCACHE_DIR": str(ccache_dir)},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    return {k: int(v) for k, v in (line.split("\t") for line in out.splitlines() if "\t" in line)}
 
 
 def compile_lines(stdout: str) -> list[str]:
@@ -52,14 +39,14 @@ def test_ccache_hits_every_compile_of_a_second_clean_build(project_copy: Path, t
     first = scons(*ONE, *UNCACHED, build, cwd=project_copy, env=env)
     compiles = compile_lines(first.stdout)
     assert compiles and all(line.startswith("ccache ") for line in compiles)
-    cold = ccache_stats(ccache_dir)
+    cold = compiler_cache.stats(ccache_dir)
     assert cold["direct_cache_hit"] + cold["preprocessed_cache_hit"] == 0
     assert cold["cache_miss"] == len(compiles)
 
     shutil.rmtree(tmp_path / "b")  # a clean build: every object compiled again
     second = scons(*ONE, *UNCACHED, build, cwd=project_copy, env=env)
     assert len(compile_lines(second.stdout)) == len(compiles)
-    warm = ccache_stats(ccache_dir)
+    warm = compiler_cache.stats(ccache_dir)
     hits = warm["direct_cache_hit"] + warm["preprocessed_cache_hit"]
     assert hits == len(compiles) and warm["cache_miss"] == cold["cache_miss"]
 

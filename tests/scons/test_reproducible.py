@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from simpler_build.repro import SOURCES, compare
+from tests import compiler_cache
 from tests.conftest import REPO
 
 
@@ -83,19 +84,6 @@ def test_a_second_checkout_retrieves_everything_from_cachedir(tmp_path: Path) ->
     assert diffs == []
 
 
-def _ccache_calls(ccache_dir: Path) -> int:
-    out = subprocess.run(
-        ["ccache", "--print-stats"],
-        env={**os.environ, "CCACHE_DIR": str(ccache_dir)},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    stats = {k: int(v) for k, v in (line.split("\t") for line in out.splitlines() if "\t" in line)}
-    return sum(stats[k] for k in ("direct_cache_hit", "preprocessed_cache_hit", "cache_miss"))
-
-
 def test_repro_check_passes_and_names_a_leaking_section(tmp_path: Path) -> None:
     """Run with ccache first on PATH (tests/compiler_cache.py), in a directory of its own:
     repro-check compiles for real anyway, so that ccache sees no call at all."""
@@ -112,7 +100,9 @@ def test_repro_check_passes_and_names_a_leaking_section(tmp_path: Path) -> None:
     )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert json.loads(ok.stdout)["reproducible"] is True
-    assert _ccache_calls(ccache_dir) == 0, "repro-check let ccache stand in for its compiles"
+    calls = compiler_cache.stats(ccache_dir)
+    compiles = ("direct_cache_hit", "preprocessed_cache_hit", "cache_miss")
+    assert sum(calls[k] for k in compiles) == 0, "repro-check let ccache stand in for its compiles"
 
     # A kernel that embeds the absolute path of its checkout, through a define.
     tree = _copy(tmp_path / "leaky")
