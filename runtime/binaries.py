@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
+from simpler_build.cache._record import Record
 from simpler_build.cache.fingerprint import fingerprint_file
 from simpler_build.errors import SimplerError
 from simpler_build.files import NotRegularFile, open_regular_stat
@@ -26,6 +26,7 @@ from .sim.profiles import PROFILES
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import ClassVar
 
     from simpler_build.cache.store import ArtifactCache
     from simpler_build.remote import RemoteStorage
@@ -103,17 +104,23 @@ def check_elf(path: Path, role: str) -> None:
         raise BinaryError(path, f"{role} {problem}")
 
 
-@dataclass(frozen=True)
-class RuntimeBinaries:
-    """Dispatcher, inner AICPU runtime SO and AICore ELF of one (arch, runtime)."""
+class RuntimeBinaries(Record):
+    """Dispatcher, inner AICPU runtime SO and AICore ELF of one (arch, runtime).
 
+    Immutable and equal by value; `replace(**changes)` gives a modified copy.  A
+    `Record`, not a dataclass: the runtime's import path loads no dataclass machinery.
+    """
+
+    _fields = ("arch", "runtime", "dispatcher", "inner_so", "aicore", "fingerprints", "manifest")
+    __slots__ = _fields
+    _defaults: ClassVar[dict[str, object]] = {"manifest": None}
     arch: str
     runtime: str
     dispatcher: Path
     inner_so: Path
     aicore: Path
     fingerprints: dict[str, str]  # role -> XXH3-64 hex of the file's bytes
-    manifest: Path | None = None
+    manifest: Path | None
 
     @property
     def inner_fingerprint(self) -> str:

@@ -10,19 +10,32 @@ in program order: the host computes them for `host_build_graph`, and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+from simpler_build.cache._record import Record
 
 from .abi import KernelId
 from .errors import GraphError
+
+TYPE_CHECKING = False  # on the runtime's start-up path: no typing import
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 #: Keywords of a PreparedGraph call (per-run options); no input may take these names.
 RUN_OPTIONS = frozenset({"block_dim", "aicpu_threads", "cast"})
 
 
-@dataclass(frozen=True, eq=False)
-class Buffer:
-    """A float32 tensor of the graph; `role` is input, output or temp."""
+class Buffer(Record):
+    """A float32 tensor of the graph; `role` is input, output or temp.
 
+    Immutable, and equal only to itself (two graphs may both have an "a"):
+    a `Record` (no dataclass machinery on the runtime's import path), with
+    identity equality and hashing.
+    """
+
+    _fields = ("name", "shape", "role")
+    __slots__ = _fields
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
     name: str
     shape: tuple[int, ...]
     role: str
@@ -36,13 +49,17 @@ class Buffer:
         return 4 * self.size
 
 
-@dataclass(frozen=True)
-class TaskSpec:
+class TaskSpec(Record):
+    """One kernel launch of a graph; immutable, equal by value (a `Record`)."""
+
+    _fields = ("kernel", "inputs", "output", "scalar", "block_dim")
+    __slots__ = _fields
+    _defaults: ClassVar[dict[str, object]] = {"scalar": 0.0, "block_dim": 0}
     kernel: KernelId
     inputs: tuple[Buffer, ...]
     output: Buffer
-    scalar: float = 0.0
-    block_dim: int = 0  # 0: the runtime's core count for the kernel's core type
+    scalar: float
+    block_dim: int  # 0: the runtime's core count for the kernel's core type
 
     @property
     def reads(self) -> tuple[Buffer, ...]:

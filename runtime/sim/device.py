@@ -30,8 +30,6 @@ import threading
 import time
 import warnings
 from collections import Counter, deque
-from collections.abc import Callable
-from typing import Any
 
 from ..errors import OptionError
 from . import native
@@ -47,6 +45,11 @@ from .errors import (
 from .fs import device_dir, ensure_directory
 from .memory import HbmPool
 from .profiles import DeviceProfile, hbm_capacity, profile_for
+
+TYPE_CHECKING = False  # on the runtime's start-up path: no typing import
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 class MemcpyKind(enum.IntEnum):
