@@ -26,7 +26,6 @@ from .sim.profiles import PROFILES
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from typing import ClassVar
 
     from simpler_build.cache.store import ArtifactCache
     from simpler_build.remote import RemoteStorage
@@ -113,7 +112,6 @@ class RuntimeBinaries(Record):
 
     _fields = ("arch", "runtime", "dispatcher", "inner_so", "aicore", "fingerprints", "manifest")
     __slots__ = _fields
-    _defaults: ClassVar[dict[str, object]] = {"manifest": None}
     arch: str
     runtime: str
     dispatcher: Path
@@ -121,6 +119,21 @@ class RuntimeBinaries(Record):
     aicore: Path
     fingerprints: dict[str, str]  # role -> XXH3-64 hex of the file's bytes
     manifest: Path | None
+
+    def __init__(
+        self,
+        arch: str,
+        runtime: str,
+        dispatcher: Path,
+        inner_so: Path,
+        aicore: Path,
+        fingerprints: dict[str, str],
+        manifest: Path | None = None,
+    ) -> None:
+        # Written out: Record's generated __init__ costs a compile() in every new process.
+        values = locals()
+        for name in self._fields:
+            object.__setattr__(self, name, values[name])
 
     @property
     def inner_fingerprint(self) -> str:

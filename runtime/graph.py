@@ -16,9 +16,7 @@ from simpler_build.cache._record import Record
 from .abi import KernelId
 from .errors import GraphError
 
-TYPE_CHECKING = False  # on the runtime's start-up path: no typing import
-if TYPE_CHECKING:
-    from typing import ClassVar
+_set = object.__setattr__  # how the frozen records below set their fields
 
 #: Keywords of a PreparedGraph call (per-run options); no input may take these names.
 RUN_OPTIONS = frozenset({"block_dim", "aicpu_threads", "cast"})
@@ -40,6 +38,12 @@ class Buffer(Record):
     shape: tuple[int, ...]
     role: str
 
+    def __init__(self, name: str, shape: tuple[int, ...], role: str) -> None:
+        # Written out: Record's generated __init__ costs a compile() in every new process.
+        _set(self, "name", name)
+        _set(self, "shape", shape)
+        _set(self, "role", role)
+
     @property
     def size(self) -> int:
         return math.prod(self.shape)
@@ -54,12 +58,25 @@ class TaskSpec(Record):
 
     _fields = ("kernel", "inputs", "output", "scalar", "block_dim")
     __slots__ = _fields
-    _defaults: ClassVar[dict[str, object]] = {"scalar": 0.0, "block_dim": 0}
     kernel: KernelId
     inputs: tuple[Buffer, ...]
     output: Buffer
     scalar: float
     block_dim: int  # 0: the runtime's core count for the kernel's core type
+
+    def __init__(
+        self,
+        kernel: KernelId,
+        inputs: tuple[Buffer, ...],
+        output: Buffer,
+        scalar: float = 0.0,
+        block_dim: int = 0,
+    ) -> None:
+        _set(self, "kernel", kernel)
+        _set(self, "inputs", inputs)
+        _set(self, "output", output)
+        _set(self, "scalar", scalar)
+        _set(self, "block_dim", block_dim)
 
     @property
     def reads(self) -> tuple[Buffer, ...]:

@@ -28,11 +28,10 @@ from __future__ import annotations
 import _thread
 import contextlib
 import ctypes
-import queue
 import threading
 import warnings
 import weakref
-from collections import Counter
+from collections import Counter, deque
 
 import numpy as np
 
@@ -260,7 +259,8 @@ class _Teardown:
             self.ctx = None
 
 
-_collected_queue: queue.SimpleQueue[_Teardown] = queue.SimpleQueue()
+#: Teardowns of collected runners; deque's append and popleft are atomic and take no lock.
+_collected_queue: deque[_Teardown] = deque()
 _release_lock = threading.Lock()
 
 
@@ -277,7 +277,7 @@ def _collected(teardown: _Teardown, label: str) -> None:
         ResourceWarning,
         stacklevel=1,
     )
-    _collected_queue.put(teardown)  # SimpleQueue.put is safe in finalizers
+    _collected_queue.append(teardown)  # safe in finalizers: atomic, takes no lock
     with contextlib.suppress(RuntimeError):  # no thread: release_collected() will do it
         _thread.start_new_thread(_release_collected_now, ())
 
@@ -290,8 +290,8 @@ def _release_collected_now() -> None:
 def _drain_collected() -> None:
     while True:
         try:
-            teardown = _collected_queue.get_nowait()
-        except queue.Empty:
+            teardown = _collected_queue.popleft()
+        except IndexError:
             return
         try:
             teardown.run()

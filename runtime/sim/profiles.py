@@ -20,10 +20,6 @@ from simpler_build.cache._record import Record
 from ..errors import OptionError
 from . import host
 
-TYPE_CHECKING = False  # on the runtime's start-up path: no typing import
-if TYPE_CHECKING:
-    from typing import ClassVar
-
 HBM_BYTES_ENV = "SIMPLER_SIM_HBM_BYTES"
 GIB = 1 << 30
 
@@ -47,7 +43,6 @@ class DeviceProfile(Record):
         "device_count",
     )
     __slots__ = _fields
-    _defaults: ClassVar[dict[str, object]] = {"dies_per_chip": 1, "device_count": 16}
     arch: str
     soc: str
     hbm_bytes: int
@@ -66,6 +61,26 @@ class DeviceProfile(Record):
     #: one preinstall directory (a2a3: devices 2k and 2k+1; an a5 chip is one die).
     dies_per_chip: int
     device_count: int
+
+    def __init__(
+        self,
+        arch: str,
+        soc: str,
+        hbm_bytes: int,
+        aiv_cores: int,
+        aic_cores: int,
+        mix_aicore: bool,
+        launch_aicpu_threads: int,
+        max_sched_threads: int,
+        max_block_dim: int,
+        soft_reset_clears_fault: bool,
+        dies_per_chip: int = 1,
+        device_count: int = 16,
+    ) -> None:
+        # Written out: Record's generated __init__ costs a compile() in every new process.
+        values = locals()
+        for name in self._fields:
+            object.__setattr__(self, name, values[name])
 
     def chip_of(self, device_id: int) -> int:
         """The chip that device `device_id` is a die of."""
