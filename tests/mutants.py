@@ -898,7 +898,7 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "collected-runner-not-released",
         "runtime/runner.py",
-        "    _collected_queue.put(teardown)  # SimpleQueue.put is safe in finalizers\n",
+        "    _collected_queue.append(teardown)  # safe in finalizers: atomic, takes no lock\n",
         "",
         UNFINALIZED,
         "the device state of a runner collected without finalize() is released",
