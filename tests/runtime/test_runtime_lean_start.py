@@ -133,3 +133,20 @@ def test_a_warm_first_run_compiles_and_installs_nothing(
     assert report["bootstraps"] == 0 and report["probes"] == 1
     for module in ("subprocess", "tempfile", "shlex"):
         assert _loaded(report, module) == [], module
+
+
+def test_first_run_bench_reports_the_row_against_import_numpy(runtime_lib: Path) -> None:
+    bench = Path(__file__).resolve().parents[2] / "bench" / "first_run_bench.py"
+    args = ["--runs", "1", "--json", "--build-dir", str(runtime_lib.parent)]
+    proc = subprocess.run(
+        [sys.executable, str(bench), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)
+    assert row["first_run_ms"] > 0 and row["floor_import_numpy_ms"] > 0
+    assert row["ratio"] == pytest.approx(row["first_run_ms"] / row["floor_import_numpy_ms"])
+    assert row["pyelftools_loaded"] is False
