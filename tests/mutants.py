@@ -129,6 +129,7 @@ WHEEL = (
     "tests/packaging/test_wheel.py::test_wheel_installs_builds_warms_and_runs_away_from_the_checkout",
 )
 LEAN = "tests/cache/test_lean_imports.py::"
+LEAN_START = "tests/runtime/test_runtime_lean_start.py::"
 MPATHS = "tests/cache/test_manifest_paths.py::"
 ERR = "tests/test_errors.py::"
 LOG = "tests/test_logging.py::"
@@ -1592,6 +1593,31 @@ MUTANTS: tuple[Mutant, ...] = (
         "}",
         (REPRO + "test_repro_check_passes_and_names_a_leaking_section",),
         "repro-check compiles each copy for real, even with ccache on PATH or in CC",
+    ),
+    # -- issue 9, first run (first9b) ---------------------------------------------------------
+    m(
+        "runtime-imports-dataclasses",
+        "runtime/graph.py",
+        "import math\n",
+        "import math\nfrom dataclasses import dataclass  # noqa: F401\n",
+        (LEAN_START + "test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime",),
+        "a new process's first run executes no dataclasses/inspect/typing import in the runtime",
+    ),
+    m(
+        "sim-imports-typing",
+        "runtime/sim/device.py",
+        "from collections import Counter, deque\n",
+        "from collections import Counter, deque\nfrom typing import Any  # noqa: F401\n",
+        (LEAN_START + "test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime",),
+        "a new process's first run executes no dataclasses/inspect/typing import in the runtime",
+    ),
+    m(
+        "launch-helper-rebuilt-every-process",
+        "runtime/sim/native.py",
+        "    if target.is_file():\n        return target\n",
+        "",
+        (LEAN_START + "test_a_warm_first_run_compiles_and_installs_nothing",),
+        "a first run whose launch helper is built compiles nothing (no subprocess, no tempfile)",
     ),
 )
 
