@@ -160,6 +160,7 @@ class PreparedGraph(Closable):
         "state_addr",
         "tasks",
     )
+    runner: DeviceRunner
 
     def __init__(
         self,
