@@ -149,4 +149,6 @@ def test_first_run_bench_reports_the_row_against_import_numpy(runtime_lib: Path)
     row = json.loads(proc.stdout)
     assert row["first_run_ms"] > 0 and row["floor_import_numpy_ms"] > 0
     assert row["ratio"] == pytest.approx(row["first_run_ms"] / row["floor_import_numpy_ms"])
+    assert row["paired_ratio_median"] > 0 and row["cpu_ms"] > 0 and row["floor_cpu_ms"] > 0
+    assert row["cpu_ratio"] == pytest.approx(row["cpu_ms"] / row["floor_cpu_ms"])
     assert row["pyelftools_loaded"] is False
