@@ -130,6 +130,7 @@ WHEEL = (
 )
 LEAN = "tests/cache/test_lean_imports.py::"
 LEAN_START = "tests/runtime/test_runtime_lean_start.py::"
+RREC = "tests/runtime/test_runtime_records.py::"
 MPATHS = "tests/cache/test_manifest_paths.py::"
 ERR = "tests/test_errors.py::"
 LOG = "tests/test_logging.py::"
@@ -1618,6 +1619,17 @@ MUTANTS: tuple[Mutant, ...] = (
         "",
         (LEAN_START + "test_a_warm_first_run_compiles_and_installs_nothing",),
         "a first run whose launch helper is built compiles nothing (no subprocess, no tempfile)",
+    ),
+    m(
+        "buffer-equal-by-value",
+        "runtime/graph.py",
+        "    __eq__ = object.__eq__\n    __hash__ = object.__hash__\n",
+        "",
+        (
+            RREC + "test_buffer_is_immutable_and_equal_only_to_itself",
+            RREC + "test_a_buffer_of_another_graph_is_refused_even_with_the_same_name",
+        ),
+        "a Buffer (a record, not a dataclass) is equal only to itself, as the dataclass was",
     ),
 )
 
