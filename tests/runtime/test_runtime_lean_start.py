@@ -87,10 +87,13 @@ def _loaded(report: dict[str, object], package: str) -> list[str]:
     return [m for m in added if m == package or m.startswith(package + ".")]
 
 
-@pytest.fixture
-def warm_env(tmp_path: Path, runtime_lib: Path) -> tuple[Path, dict[str, str]]:
+@pytest.fixture(scope="module")
+def warm_env(
+    tmp_path_factory: pytest.TempPathFactory, runtime_lib: Path
+) -> tuple[Path, dict[str, str]]:
     """A manifest and the environment of a user's second process: a first one, run
     here, built the launch helper and installed the inner SO on the device."""
+    tmp_path = tmp_path_factory.mktemp("warm-first-run")
     env = {
         **os.environ,
         "SIMPLER_SIM_ROOT": str(tmp_path / "sim"),
