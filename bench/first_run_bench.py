@@ -8,7 +8,15 @@ the same run: a process that only does `import numpy`, which the runtime
 needs anyway.  Each figure is the wall time of a whole fresh interpreter,
 started the same way (`python -c`), median of --runs, the two kinds
 interleaved so a change in machine load hits both.  The child also reports
-how long its imports took and whether pyelftools was loaded.
+how long its imports took and whether pyelftools was loaded.  On a shared
+machine two steadier figures come with it: the median of each run's ratio to
+the floor run next to it, and the ratio of CPU time (user + system, all
+threads) of the two kinds of process.
+
+The inputs are made with numpy's core (`linspace`), as runtime_bench.py's
+new-process row makes them: `numpy.random` is a user's choice that costs a
+new process 10-15 ms of imports of its own (secrets, random, hmac), none of
+it the runtime's, and would hide the runtime's cost behind it.
 
 The device filesystem (SIMPLER_SIM_ROOT) is a temp dir that a first,
 untimed run fills, so the timed runs are what a user's second and later
@@ -22,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -39,8 +48,7 @@ from simpler_build.runtime import DeviceRunner, RuntimeBinaries
 from simpler_build.runtime.samples import chain_graph, chain_reference
 t1 = time.perf_counter()
 n = 4096
-rng = np.random.default_rng(0)
-a, b, c = (rng.standard_normal(n).astype(np.float32) for _ in range(3))
+a, b, c = (np.linspace(-k, k, n, dtype=np.float32) for k in (1.0, 2.0, 3.0))
 bins = RuntimeBinaries.from_manifest(sys.argv[1], arch=sys.argv[2])
 with DeviceRunner(bins) as runner:
     (out,) = runner.prepare(chain_graph(n))(a, b, c)
@@ -50,10 +58,15 @@ print(t1 - t0, t2 - t1, int(any(m.startswith("elftools") for m in sys.modules)))
 """
 
 
-def _wall(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
+def _wall(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall time, CPU time (user + system, every thread) and stdout of one child."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-    return time.perf_counter() - t0, out
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return wall, cpu, out
 
 
 def _manifest(build_dir: Path, arch: str, runtime: str, tmp: Path, env: dict[str, str]) -> Path:
@@ -99,17 +112,23 @@ def main() -> int:
         floor_cmd = [sys.executable, "-c", "import numpy"]
         _wall(run, env)  # installs the inner SO on the simulated device; not timed
         _wall(floor_cmd, env)
-        walls, floors, imports, work, elftools = [], [], [], [], set()
+        walls, floors, cpus, floor_cpus, pairs = [], [], [], [], []
+        imports, work, elftools = [], [], set()
         for _ in range(args.runs):
-            wall, out = _wall(run, env)
+            wall, cpu, out = _wall(run, env)
             imp, rest, elf = out.split()
             walls.append(wall)
+            cpus.append(cpu)
             imports.append(float(imp))
             work.append(float(rest))
             elftools.add(bool(int(elf)))
-            floors.append(_wall(floor_cmd, env)[0])
+            floor_wall, floor_cpu, _ = _wall(floor_cmd, env)
+            floors.append(floor_wall)
+            floor_cpus.append(floor_cpu)
+            pairs.append(wall / floor_wall)
 
     wall, floor = statistics.median(walls), statistics.median(floors)
+    cpu, floor_cpu = statistics.median(cpus), statistics.median(floor_cpus)
     result = {
         "arch": args.arch,
         "runtime": args.runtime,
@@ -119,6 +138,11 @@ def main() -> int:
         "load_prepare_run_ms": statistics.median(work) * 1e3,
         "floor_import_numpy_ms": floor * 1e3,
         "ratio": wall / floor,
+        # Steadier on a shared machine: each run against the floor run next to it, and CPU time.
+        "paired_ratio_median": statistics.median(pairs),
+        "cpu_ms": cpu * 1e3,
+        "floor_cpu_ms": floor_cpu * 1e3,
+        "cpu_ratio": cpu / floor_cpu,
         "pyelftools_loaded": any(elftools),
     }
     if args.json:
@@ -128,7 +152,9 @@ def main() -> int:
             f"first run, new process {wall * 1e3:6.1f} ms (imports {result['imports_ms']:.1f} ms,"
             f" load + prepare + run {result['load_prepare_run_ms']:.1f} ms) | floor"
             f" `import numpy` {floor * 1e3:6.1f} ms | {wall / floor:4.2f}x (median of {args.runs};"
-            f" pyelftools loaded: {'yes' if any(elftools) else 'no'})"
+            f" pyelftools loaded: {'yes' if any(elftools) else 'no'})\n"
+            f"  paired runs: median ratio {result['paired_ratio_median']:4.2f}x | CPU time"
+            f" {cpu * 1e3:6.1f} ms vs {floor_cpu * 1e3:6.1f} ms: {cpu / floor_cpu:4.2f}x"
         )
     return 0
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
+from simpler_build.cache._record import Record
 from simpler_build.cache.fingerprint import fingerprint_file
 from simpler_build.errors import SimplerError
 from simpler_build.files import NotRegularFile, open_regular_stat
@@ -103,17 +103,37 @@ def check_elf(path: Path, role: str) -> None:
         raise BinaryError(path, f"{role} {problem}")
 
 
-@dataclass(frozen=True)
-class RuntimeBinaries:
-    """Dispatcher, inner AICPU runtime SO and AICore ELF of one (arch, runtime)."""
+class RuntimeBinaries(Record):
+    """Dispatcher, inner AICPU runtime SO and AICore ELF of one (arch, runtime).
 
+    Immutable and equal by value; `replace(**changes)` gives a modified copy.  A
+    `Record`, not a dataclass: the runtime's import path loads no dataclass machinery.
+    """
+
+    _fields = ("arch", "runtime", "dispatcher", "inner_so", "aicore", "fingerprints", "manifest")
+    __slots__ = _fields
     arch: str
     runtime: str
     dispatcher: Path
     inner_so: Path
     aicore: Path
     fingerprints: dict[str, str]  # role -> XXH3-64 hex of the file's bytes
-    manifest: Path | None = None
+    manifest: Path | None
+
+    def __init__(
+        self,
+        arch: str,
+        runtime: str,
+        dispatcher: Path,
+        inner_so: Path,
+        aicore: Path,
+        fingerprints: dict[str, str],
+        manifest: Path | None = None,
+    ) -> None:
+        # Written out: Record's generated __init__ costs a compile() in every new process.
+        values = locals()
+        for name in self._fields:
+            object.__setattr__(self, name, values[name])
 
     @property
     def inner_fingerprint(self) -> str:

@@ -10,22 +10,39 @@ in program order: the host computes them for `host_build_graph`, and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+from simpler_build.cache._record import Record
 
 from .abi import KernelId
 from .errors import GraphError
+
+_set = object.__setattr__  # how the frozen records below set their fields
 
 #: Keywords of a PreparedGraph call (per-run options); no input may take these names.
 RUN_OPTIONS = frozenset({"block_dim", "aicpu_threads", "cast"})
 
 
-@dataclass(frozen=True, eq=False)
-class Buffer:
-    """A float32 tensor of the graph; `role` is input, output or temp."""
+class Buffer(Record):
+    """A float32 tensor of the graph; `role` is input, output or temp.
 
+    Immutable, and equal only to itself (two graphs may both have an "a"):
+    a `Record` (no dataclass machinery on the runtime's import path), with
+    identity equality and hashing.
+    """
+
+    _fields = ("name", "shape", "role")
+    __slots__ = _fields
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
     name: str
     shape: tuple[int, ...]
     role: str
+
+    def __init__(self, name: str, shape: tuple[int, ...], role: str) -> None:
+        # Written out: Record's generated __init__ costs a compile() in every new process.
+        _set(self, "name", name)
+        _set(self, "shape", shape)
+        _set(self, "role", role)
 
     @property
     def size(self) -> int:
@@ -36,13 +53,30 @@ class Buffer:
         return 4 * self.size
 
 
-@dataclass(frozen=True)
-class TaskSpec:
+class TaskSpec(Record):
+    """One kernel launch of a graph; immutable, equal by value (a `Record`)."""
+
+    _fields = ("kernel", "inputs", "output", "scalar", "block_dim")
+    __slots__ = _fields
     kernel: KernelId
     inputs: tuple[Buffer, ...]
     output: Buffer
-    scalar: float = 0.0
-    block_dim: int = 0  # 0: the runtime's core count for the kernel's core type
+    scalar: float
+    block_dim: int  # 0: the runtime's core count for the kernel's core type
+
+    def __init__(
+        self,
+        kernel: KernelId,
+        inputs: tuple[Buffer, ...],
+        output: Buffer,
+        scalar: float = 0.0,
+        block_dim: int = 0,
+    ) -> None:
+        _set(self, "kernel", kernel)
+        _set(self, "inputs", inputs)
+        _set(self, "output", output)
+        _set(self, "scalar", scalar)
+        _set(self, "block_dim", block_dim)
 
     @property
     def reads(self) -> tuple[Buffer, ...]:

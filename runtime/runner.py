@@ -28,13 +28,10 @@ from __future__ import annotations
 import _thread
 import contextlib
 import ctypes
-import queue
 import threading
 import warnings
 import weakref
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any, Self
+from collections import Counter, deque
 
 import numpy as np
 
@@ -65,6 +62,10 @@ from .errors import (
 )
 from .graph import Buffer, Graph
 from .sim.profiles import profile_for
+
+TYPE_CHECKING = False  # on the runtime's start-up path: no typing import
+if TYPE_CHECKING:
+    from typing import Any, Self
 
 H2D = sim.MemcpyKind.HOST_TO_DEVICE
 D2H = sim.MemcpyKind.DEVICE_TO_HOST
@@ -121,6 +122,7 @@ class Closable:
     """close() and the with-block of a prepared callable (in-process or a worker's):
     its runner frees what the callable holds; idempotent."""
 
+    __slots__ = ()
     runner: Any
 
     def close(self) -> None:
@@ -133,29 +135,63 @@ class Closable:
         self.close()
 
 
-@dataclass(eq=False, repr=False)
 class PreparedGraph(Closable):
     """A graph with its device buffers and task array built once; call it to run.
 
     `close()` (or leaving a `with` block) frees its device buffers and task
     array; the runner's AICore module and inner SO stay loaded for the next
     prepare.  Keyword options of a call (`block_dim`, `aicpu_threads`, `cast`)
-    apply to that run only.
+    apply to that run only.  Equal only to itself.
     """
 
+    __slots__ = (
+        "_plan",
+        "addrs",
+        "blocks",
+        "graph",
+        "host_args",
+        "last_threads",
+        "main_args",
+        "nbytes",
+        "num_edges",
+        "order_addr",
+        "released",
+        "runner",
+        "state_addr",
+        "tasks",
+    )
     runner: DeviceRunner
-    graph: Graph
-    addrs: dict[str, int]  # buffer name -> device address
-    state_addr: int  # the SimplerExecState the exec reports into
-    order_addr: int
-    host_args: ExecArgs  # launched by value; only `kernels` and `epoch` change per run
-    main_args: AicoreMainArgs  # the AICore side's by-value block; `epoch` changes per run
-    num_edges: int
-    blocks: list[int] = field(default_factory=list)
-    released: bool = False  # closed, or its runner finalized: the device buffers are gone
-    last_threads: int = 0  # scheduler threads that took part in the last run
-    tasks: ctypes.Array[Task] | None = None  # the host copy of the device task array
-    nbytes: int = 0  # device bytes this callable holds
+
+    def __init__(
+        self,
+        runner: DeviceRunner,
+        graph: Graph,
+        addrs: dict[str, int],
+        state_addr: int,
+        order_addr: int,
+        host_args: ExecArgs,
+        main_args: AicoreMainArgs,
+        num_edges: int,
+        blocks: list[int] | None = None,
+        released: bool = False,
+        last_threads: int = 0,
+        tasks: ctypes.Array[Task] | None = None,
+        nbytes: int = 0,
+    ) -> None:
+        self.runner = runner
+        self.graph = graph
+        self.addrs = addrs  # buffer name -> device address
+        self.state_addr = state_addr  # the SimplerExecState the exec reports into
+        self.order_addr = order_addr
+        self.host_args = host_args  # launched by value; only `kernels` and `epoch` change per run
+        self.main_args = main_args  # the AICore side's by-value block; `epoch` changes per run
+        self.num_edges = num_edges
+        self.blocks = [] if blocks is None else blocks
+        self.released = released  # closed, or its runner finalized: the device buffers are gone
+        self.last_threads = last_threads  # scheduler threads that took part in the last run
+        self.tasks = tasks  # the host copy of the device task array
+        self.nbytes = nbytes  # device bytes this callable holds
+        self._plan: _RunPlan | None = None  # what every run uses, resolved at the first run
 
     def __call__(
         self,
@@ -224,7 +260,8 @@ class _Teardown:
             self.ctx = None
 
 
-_collected_queue: queue.SimpleQueue[_Teardown] = queue.SimpleQueue()
+#: Teardowns of collected runners; deque's append and popleft are atomic and take no lock.
+_collected_queue: deque[_Teardown] = deque()
 _release_lock = threading.Lock()
 
 
@@ -241,7 +278,7 @@ def _collected(teardown: _Teardown, label: str) -> None:
         ResourceWarning,
         stacklevel=1,
     )
-    _collected_queue.put(teardown)  # SimpleQueue.put is safe in finalizers
+    _collected_queue.append(teardown)  # safe in finalizers: atomic, takes no lock
     with contextlib.suppress(RuntimeError):  # no thread: release_collected() will do it
         _thread.start_new_thread(_release_collected_now, ())
 
@@ -254,8 +291,8 @@ def _release_collected_now() -> None:
 def _drain_collected() -> None:
     while True:
         try:
-            teardown = _collected_queue.get_nowait()
-        except queue.Empty:
+            teardown = _collected_queue.popleft()
+        except IndexError:
             return
         try:
             teardown.run()
@@ -515,9 +552,9 @@ class DeviceRunner:
                 if prepared.runner is self:
                     raise PreparedGraphClosedError(prepared.graph.name)
                 raise GraphError("this prepared graph belongs to another runner")
-            plan = prepared.__dict__.get("_plan")
+            plan = prepared._plan
             if plan is None:
-                plan = prepared.__dict__["_plan"] = _RunPlan(self.ctx, prepared)
+                plan = prepared._plan = _RunPlan(self.ctx, prepared)
             if not self.ctx.alive:  # reset under us: its memory is gone
                 self.ctx.check("run")
             if named or len(inputs) != len(plan.in_views):

@@ -129,6 +129,8 @@ WHEEL = (
     "tests/packaging/test_wheel.py::test_wheel_installs_builds_warms_and_runs_away_from_the_checkout",
 )
 LEAN = "tests/cache/test_lean_imports.py::"
+LEAN_START = "tests/runtime/test_runtime_lean_start.py::"
+RREC = "tests/runtime/test_runtime_records.py::"
 MPATHS = "tests/cache/test_manifest_paths.py::"
 ERR = "tests/test_errors.py::"
 LOG = "tests/test_logging.py::"
@@ -898,7 +900,7 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "collected-runner-not-released",
         "runtime/runner.py",
-        "    _collected_queue.put(teardown)  # SimpleQueue.put is safe in finalizers\n",
+        "    _collected_queue.append(teardown)  # safe in finalizers: atomic, takes no lock\n",
         "",
         UNFINALIZED,
         "the device state of a runner collected without finalize() is released",
@@ -1592,6 +1594,42 @@ MUTANTS: tuple[Mutant, ...] = (
         "}",
         (REPRO + "test_repro_check_passes_and_names_a_leaking_section",),
         "repro-check compiles each copy for real, even with ccache on PATH or in CC",
+    ),
+    # -- issue 9, first run (first9b) ---------------------------------------------------------
+    m(
+        "runtime-imports-dataclasses",
+        "runtime/graph.py",
+        "import math\n",
+        "import math\nfrom dataclasses import dataclass  # noqa: F401\n",
+        (LEAN_START + "test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime",),
+        "a new process's first run executes no dataclasses/inspect/typing import in the runtime",
+    ),
+    m(
+        "sim-imports-typing",
+        "runtime/sim/device.py",
+        "from collections import Counter, deque\n",
+        "from collections import Counter, deque\nfrom typing import Any  # noqa: F401\n",
+        (LEAN_START + "test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime",),
+        "a new process's first run executes no dataclasses/inspect/typing import in the runtime",
+    ),
+    m(
+        "launch-helper-rebuilt-every-process",
+        "runtime/sim/native.py",
+        "    if target.is_file():\n        return target\n",
+        "",
+        (LEAN_START + "test_a_warm_first_run_compiles_and_installs_nothing",),
+        "a first run whose launch helper is built compiles nothing (no subprocess, no tempfile)",
+    ),
+    m(
+        "buffer-equal-by-value",
+        "runtime/graph.py",
+        "    __eq__ = object.__eq__\n    __hash__ = object.__hash__\n",
+        "",
+        (
+            RREC + "test_buffer_is_immutable_and_equal_only_to_itself",
+            RREC + "test_a_buffer_of_another_graph_is_refused_even_with_the_same_name",
+        ),
+        "a Buffer (a record, not a dataclass) is equal only to itself, as the dataclass was",
     ),
 )
 

@@ -28,10 +28,7 @@ import ctypes
 import json
 import os
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
 
 from simpler_build.cache.fingerprint import fingerprint_bytes
 from simpler_build.files import open_regular, read_regular
@@ -51,7 +48,10 @@ from .errors import (
 from .fs import INSTALLED_SO, legacy_names, preinstall_dir
 from .sharedlib import SharedLib
 
+TYPE_CHECKING = False  # on the runtime's start-up path: no typing or dataclasses import
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..abi import CpuLaunch
 
     #: A CPU kernel as a launch thread calls it: (argument block address, launch block) -> rc.
@@ -119,7 +119,6 @@ class _Mapping:
             os.close(fd)
 
 
-@dataclass
 class _Latch:
     """The inner SO CANN latched for (process, device) through Path A (upstream #923).
 
@@ -128,12 +127,22 @@ class _Latch:
     brings the latched SO back from its file.
     """
 
-    pid: int
-    fingerprint: str
-    so: str
-    lib: SharedLib | None
-    mapping: _Mapping | None
-    users: int = 0
+    __slots__ = ("fingerprint", "lib", "mapping", "pid", "so", "users")
+
+    def __init__(
+        self,
+        pid: int,
+        fingerprint: str,
+        so: str,
+        lib: SharedLib | None,
+        mapping: _Mapping | None,
+        users: int = 0,
+    ) -> None:
+        self.pid, self.fingerprint, self.so = pid, fingerprint, so
+        self.lib, self.mapping, self.users = lib, mapping, users
+
+    def __repr__(self) -> str:
+        return f"<_Latch {self.so} pid {self.pid}, {self.users} user(s)>"
 
     def unuse(self) -> None:
         self.users -= 1
@@ -165,21 +174,48 @@ def forget_latches() -> None:
             latch.mapping.close()
 
 
-@dataclass
 class BinHandle:
-    """A loaded op-registration file: its opTypes, resident bytes and dlopened SOs."""
+    """A loaded op-registration file: its opTypes, resident bytes and dlopened SOs.
 
-    ctx: Context
-    json_path: Path
-    ops: dict[str, tuple[str, int]]  # opType -> (kernelSo, function address)
-    fingerprints: dict[str, str]  # opType -> fingerprint of its kernel SO
-    libs: list[SharedLib]
-    resident: list[int] = field(default_factory=list)  # HBM blocks holding the SO bytes
-    mappings: dict[str, _Mapping] = field(default_factory=dict)  # opType -> its SO's mapping
-    owned: list[_Mapping] = field(default_factory=list)  # mappings of non-latched SOs
-    latched: list[_Latch] = field(default_factory=list)  # latches this binary uses
-    alive: bool = True
-    kind: ClassVar[str] = "binary"
+    A handle, equal only to itself (as CANN's handles are).
+    """
+
+    __slots__ = (
+        "alive",
+        "ctx",
+        "fingerprints",
+        "json_path",
+        "latched",
+        "libs",
+        "mappings",
+        "ops",
+        "owned",
+        "resident",
+    )
+    kind = "binary"
+
+    def __init__(
+        self,
+        ctx: Context,
+        json_path: Path,
+        ops: dict[str, tuple[str, int]],
+        fingerprints: dict[str, str],
+        libs: list[SharedLib],
+    ) -> None:
+        self.ctx = ctx
+        self.json_path = json_path
+        self.ops = ops  # opType -> (kernelSo, function address)
+        self.fingerprints = fingerprints  # opType -> fingerprint of its kernel SO
+        self.libs = libs
+        self.resident: list[int] = []  # HBM blocks holding the SO bytes
+        self.mappings: dict[str, _Mapping] = {}  # opType -> its SO's mapping
+        self.owned: list[_Mapping] = []  # mappings of non-latched SOs
+        self.latched: list[_Latch] = []  # latches this binary uses
+        self.alive = True
+
+    def __repr__(self) -> str:
+        state = "loaded" if self.alive else "unloaded"
+        return f"<BinHandle {self.json_path}: {', '.join(self.ops) or 'no opTypes'}, {state}>"
 
     def check(self, call: str) -> Device:
         if not self.alive:
@@ -232,12 +268,19 @@ def _is_latched(mapping: _Mapping) -> bool:
         return any(latch.mapping is mapping for latch in _latches.values())
 
 
-@dataclass(frozen=True)
 class FuncHandle:
-    binary: BinHandle
-    name: str
-    addr: int
-    fn: CpuKernel  # kept alive while launches call `addr` (a callback in legacy mode)
+    """A function of a loaded binary (rtsFuncGetByName); equal only to itself."""
+
+    __slots__ = ("addr", "binary", "fn", "name")
+
+    def __init__(self, binary: BinHandle, name: str, addr: int, fn: CpuKernel) -> None:
+        self.binary = binary
+        self.name = name
+        self.addr = addr
+        self.fn = fn  # kept alive while launches call `addr` (a callback in legacy mode)
+
+    def __repr__(self) -> str:
+        return f"<FuncHandle {self.name} of {self.binary.json_path}>"
 
 
 def _parse(json_path: Path, call: str) -> dict[str, tuple[str, str]]:

@@ -23,6 +23,7 @@ device filesystem (`fs.py`) is what processes share.
 
 from __future__ import annotations
 
+import _thread
 import ctypes
 import enum
 import os
@@ -30,8 +31,6 @@ import threading
 import time
 import warnings
 from collections import Counter, deque
-from collections.abc import Callable
-from typing import Any
 
 from ..errors import OptionError
 from . import native
@@ -47,6 +46,11 @@ from .errors import (
 from .fs import device_dir, ensure_directory
 from .memory import HbmPool
 from .profiles import DeviceProfile, hbm_capacity, profile_for
+
+TYPE_CHECKING = False  # on the runtime's start-up path: no typing import
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 class MemcpyKind(enum.IntEnum):
@@ -365,14 +369,16 @@ class _Watchdog:
         self._cv = threading.Condition()
         self._streams: set[Stream] = set()
         self._period = float("inf")
-        self._thread: threading.Thread | None = None
+        self._started = False
 
     def watch(self, stream: Stream) -> None:
         with self._cv:
             self._streams.add(stream)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="sim-watchdog", daemon=True)
-                self._thread.start()
+            if not self._started:
+                # A bare thread (daemon-like: never joined at exit): threading.Thread.start
+                # would wait for it to come up, on the first launch of every process.
+                _thread.start_new_thread(self._loop, ())
+                self._started = True
             if stream.op_timeout < self._period:
                 self._period = stream.op_timeout
                 self._cv.notify()

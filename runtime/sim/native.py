@@ -47,9 +47,19 @@ def native_dir() -> Path:
 
 
 def _compiler() -> list[str]:
-    import shlex
+    """`$CC` as an argument list (shell quoting rules), else `cc`.
 
-    cc = shlex.split(os.environ.get("CC") or "cc")
+    Every first run computes this (the helper's cache key names the command), so
+    shlex is imported only for a `$CC` with quotes or backslashes: without them,
+    its split is the whitespace split.
+    """
+    raw = os.environ.get("CC") or "cc"
+    if any(ch in raw for ch in "'\"\\"):
+        import shlex
+
+        cc = shlex.split(raw)
+    else:
+        cc = raw.split()
     return cc or ["cc"]
 
 

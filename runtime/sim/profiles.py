@@ -14,7 +14,8 @@ exhaustion in tests.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+
+from simpler_build.cache._record import Record
 
 from ..errors import OptionError
 from . import host
@@ -23,8 +24,25 @@ HBM_BYTES_ENV = "SIMPLER_SIM_HBM_BYTES"
 GIB = 1 << 30
 
 
-@dataclass(frozen=True)
-class DeviceProfile:
+class DeviceProfile(Record):
+    """One arch's simulated chip; immutable, equal by value (a `Record`: no dataclass
+    machinery on the runtime's import path)."""
+
+    _fields = (
+        "arch",
+        "soc",
+        "hbm_bytes",
+        "aiv_cores",
+        "aic_cores",
+        "mix_aicore",
+        "launch_aicpu_threads",
+        "max_sched_threads",
+        "max_block_dim",
+        "soft_reset_clears_fault",
+        "dies_per_chip",
+        "device_count",
+    )
+    __slots__ = _fields
     arch: str
     soc: str
     hbm_bytes: int
@@ -41,8 +59,28 @@ class DeviceProfile:
     soft_reset_clears_fault: bool
     #: Topology: dies per chip.  The dies of one chip share one device filesystem, so
     #: one preinstall directory (a2a3: devices 2k and 2k+1; an a5 chip is one die).
-    dies_per_chip: int = 1
-    device_count: int = 16
+    dies_per_chip: int
+    device_count: int
+
+    def __init__(
+        self,
+        arch: str,
+        soc: str,
+        hbm_bytes: int,
+        aiv_cores: int,
+        aic_cores: int,
+        mix_aicore: bool,
+        launch_aicpu_threads: int,
+        max_sched_threads: int,
+        max_block_dim: int,
+        soft_reset_clears_fault: bool,
+        dies_per_chip: int = 1,
+        device_count: int = 16,
+    ) -> None:
+        # Written out: Record's generated __init__ costs a compile() in every new process.
+        values = locals()
+        for name in self._fields:
+            object.__setattr__(self, name, values[name])
 
     def chip_of(self, device_id: int) -> int:
         """The chip that device `device_id` is a die of."""

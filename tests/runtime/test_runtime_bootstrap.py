@@ -7,7 +7,6 @@ import os
 import subprocess
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -223,7 +222,7 @@ def test_empty_inner_so(
         RuntimeBinaries.from_paths("a2a3", good.runtime, good.dispatcher, empty, good.aicore)
     # Even unvalidated binaries (constructed directly) are refused before any device work.
     fps = {**good.fingerprints, "inner_so": xxhash.xxh3_64_hexdigest(b"")}
-    unchecked = replace(good, inner_so=empty, fingerprints=fps)
+    unchecked = good.replace(inner_so=empty, fingerprints=fps)
     with pytest.raises(BinaryError, match="inner SO is empty") as info:
         DeviceRunner(unchecked)
     assert info.value.path == empty
