@@ -23,6 +23,11 @@ the way git's index and ccache's manifests do.  Format and rules: FORMAT.md,
   "racy" rule: a file changed again within the filesystem's timestamp
   granularity could keep the same stat).  ctime is in the key because no user
   call can set it back, so a rewrite that restores size and mtime still misses.
+- A manifest line is ``manifest <key> <arch> <runtime>`` and, per role (dispatcher,
+  inner_so, aicore), ``<path> <fp> <build_id> <sha256>`` (``-`` for none), then
+  ``<check>``: what `warm` needs from the manifest file with stat ``<key>``, so an
+  unchanged manifest is not read and parsed again.  ``<path>`` is the manifest's own
+  relative text; warm still resolves it, checks it stays in the tree and lstats it.
 - Writers append whole lines with O_APPEND and never lock; a file over
   `MAX_BYTES` is rewritten (temp file + rename) with the entries this process
   used.  A line lost in a race is a re-hash later, nothing more.
@@ -33,14 +38,17 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
 import time
-from collections.abc import Callable
+from _thread import allocate_lock  # `threading` costs warm's start-up 0.5 ms for one lock
 from contextlib import suppress
 
 import xxhash
 
 from simpler_build.cache.fingerprint import is_fingerprint
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 INDEX_NAME = "stat-index-v1.log"
 #: Git's racy window: mtime or ctime this close to now is not trusted.
@@ -64,6 +72,23 @@ def _line(payload: str) -> str:
 #: The flag of a source line whose file passed warm's ELF header check.
 ELF_FLAG = "elf"
 _PRESENT = "present"
+_MANIFEST = "manifest"
+#: A manifest line: the tag, a five-number key, arch, runtime, four fields per role, the check.
+_MANIFEST_PARTS = 1 + 5 + 2 + 4 * 3 + 1
+#: The value of a manifest line's field that is absent (a null build_id, a schema-1 sha256).
+NONE = "-"
+#: A bit per metadata field a put can fill in (a present line's `<fields>`).
+FIELD_BITS = {"arch": 1, "runtime": 2, "build_id": 4, "role": 8, "sha256": 16}
+
+
+def field_bits(values: dict[str, str | None]) -> int:
+    """The bits of the fields that `values` gives (not None)."""
+    return sum(bit for name, bit in FIELD_BITS.items() if values.get(name) is not None)
+
+
+def _token(text: str) -> bool:
+    """Whether `text` can stand as one field of a line: printable ASCII, no space."""
+    return bool(text) and text.isascii() and text.isprintable() and " " not in text
 
 
 def key_of(st: os.stat_result) -> str:
@@ -82,7 +107,7 @@ class StatIndex:
         self._used: dict[str, str] = {}  # key -> line of every entry this process used or made
         self._parsed: dict[str, list[str]] = {}  # key -> fields of its loaded, checked line
         self._pending: list[str] = []
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
         self.stats = {"hits": 0, "misses": 0, "recorded": 0, "present_hits": 0}
 
     def __reduce__(self) -> tuple[type[StatIndex], tuple[str]]:
@@ -118,6 +143,8 @@ class StatIndex:
                     entries[" ".join(parts[:5])] = line
                 elif n == 14 and parts[0] == _PRESENT:
                     entries[f"{_PRESENT} {parts[1]}"] = line
+                elif n == _MANIFEST_PARTS and parts[0] == _MANIFEST:
+                    entries[" ".join(parts[:6])] = line
             self._entries = entries
         return self._entries
 
@@ -159,6 +186,36 @@ class StatIndex:
             self.stats["present_hits"] += 1
             return " ".join(parts[3:8]), " ".join(parts[8:13]), int(parts[2])
 
+    def complete(self, fp: str, bits: int, obj_path: str, meta_path: str) -> bool:
+        """Whether entry `fp` is recorded published with metadata holding the fields
+        `bits`, and its object and metadata files still have the stats recorded: two
+        lstats, no open.  (Both are only ever replaced by a rename, and the racy rule
+        covers a replacement within the timestamp granularity.)"""
+        known = self.present(fp)
+        if known is None or bits & ~known[2]:
+            return False
+        try:
+            obj = os.lstat(obj_path)
+            meta = os.lstat(meta_path)
+        except (OSError, ValueError):
+            return False
+        return (
+            stat.S_ISREG(obj.st_mode)
+            and stat.S_ISREG(meta.st_mode)
+            and _key(obj) == known[0]
+            and _key(meta) == known[1]
+        )
+
+    def manifest(self, st: os.stat_result) -> list[str] | None:
+        """What warm needs from the manifest file with exactly this stat, or None:
+        arch, runtime, then path, fingerprint, build_id and sha256 of each role
+        (`NONE` for an absent build_id or sha256)."""
+        with self._lock:
+            parts = self._verified(f"{_MANIFEST} {_key(st)}")
+        if parts is None or len(parts) != _MANIFEST_PARTS - 1:
+            return None
+        return parts[6:]
+
     def trusted(self, st: os.stat_result) -> bool:
         """Whether a file with this stat may be recorded (git's racy rule)."""
         now = self.clock()
@@ -184,6 +241,28 @@ class StatIndex:
         if not (self.trusted(obj) and self.trusted(meta)):
             return
         self._add(f"{_PRESENT} {fp}", f"{_PRESENT} {fp} {fields} {_key(obj)} {_key(meta)}")
+
+    def record_manifest(
+        self, before: os.stat_result, after: os.stat_result, fields: Sequence[str | None]
+    ) -> None:
+        """Remember `fields` (as `manifest` returns them; None for an absent value) for
+        the manifest read between the stats `before` and `after`.  A manifest with a
+        value that cannot stand as one field (a space in a path, a build_id of "-")
+        is not recorded: it is read again next time, nothing worse."""
+        key = _key(before)
+        if not self.trusted(before) or key != _key(after) or len(fields) != _MANIFEST_PARTS - 7:
+            return
+        if not stat.S_ISREG(before.st_mode):
+            return
+        values = []
+        for value in fields:
+            if value is None:
+                values.append(NONE)
+            elif value == NONE or not _token(value):
+                return
+            else:
+                values.append(value)
+        self._add(f"{_MANIFEST} {key}", f"{_MANIFEST} {key} {' '.join(values)}")
 
     def _add(self, key: str, payload: str) -> None:
         line = _line(payload)
@@ -244,4 +323,14 @@ class StatIndex:
             raise
 
 
-__all__ = ["ELF_FLAG", "INDEX_NAME", "MAX_BYTES", "RACY_NS", "StatIndex", "key_of"]
+__all__ = [
+    "ELF_FLAG",
+    "FIELD_BITS",
+    "INDEX_NAME",
+    "MAX_BYTES",
+    "NONE",
+    "RACY_NS",
+    "StatIndex",
+    "field_bits",
+    "key_of",
+]

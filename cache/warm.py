@@ -6,11 +6,20 @@ recorded fingerprint (through the per-process memo), then `apply` puts them,
 once per distinct fingerprint.  On an already-warm cache `apply`
 only stats the published object and reads its metadata -- no lock, no copy,
 no re-hash of the cached bytes -- which keeps `simpler-build cache warm` fast.
+
+`warm_root` (what `warm` and the CLI run) first asks the stat index
+(index.py) about each manifest: one whose file, binaries and store entries
+all have the stats recorded there is answered with a stat of the manifest,
+an lstat of each path component and two lstats per entry -- no manifest
+parsed, no binary opened, and not even the store module imported when every
+manifest is answered so.  Only the rest go through `plan` and `apply`, so a
+warm costs little more than what changed.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from simpler_build.cache._record import Record
@@ -22,8 +31,10 @@ from simpler_build.manifest import (
     ROLES,
     Manifest,
     ManifestError,
+    binary_path_str,
     find_manifests,
     load_manifest,
+    load_manifest_stat,
 )
 
 TYPE_CHECKING = False  # no typing, no dataclasses: this module is on warm's start-up path
@@ -32,6 +43,7 @@ if TYPE_CHECKING:
     from typing import Any, ClassVar
 
     from simpler_build.cache.index import StatIndex
+    from simpler_build.cache.layout import Layout
     from simpler_build.cache.store import ArtifactCache
 
 
@@ -115,12 +127,24 @@ def collect_manifests(sources: Iterable[str | Path]) -> list[Path]:
 
 
 def check_manifest(path: Path, index: StatIndex | None = None) -> list[WarmTask]:
-    """Load a manifest and prove each binary exists and has the recorded fingerprint."""
+    """Load a manifest and prove each binary exists and has the recorded fingerprint.
+
+    With `index`, what warm needs of the manifest is recorded there (index.py)."""
     try:
-        manifest = load_manifest(path)
+        if index is None:
+            manifest = load_manifest(path)
+        else:
+            manifest, rels, before, after = load_manifest_stat(path)
     except ManifestError as exc:
         raise SourceError(exc.path, exc.problem) from None
-    return [_check_binary(manifest, role, index) for role in ROLES]
+    tasks = [_check_binary(manifest, role, index) for role in ROLES]
+    if index is not None:
+        fields: list[str | None] = [manifest.arch, manifest.runtime]
+        for role in ROLES:
+            b = manifest.binaries[role]
+            fields += [rels[role], b.fingerprint, b.build_id, b.sha256]
+        index.record_manifest(before, after, fields)
+    return tasks
 
 
 def _check_binary(manifest: Manifest, role: str, index: StatIndex | None) -> WarmTask:
@@ -217,14 +241,7 @@ def _apply_one(cache: ArtifactCache, task: WarmTask, index: StatIndex, report: W
     m = task.manifest
     record = m.binaries[task.role]
     fp = task.fingerprint
-    runtime = None if task.role == "dispatcher" else m.runtime
-    wanted = {
-        "arch": m.arch,
-        "runtime": runtime,
-        "build_id": record.build_id,
-        "role": task.role,
-        "sha256": record.sha256,
-    }
+    wanted = _wanted(task.role, m.arch, m.runtime, record.build_id, record.sha256)
     # Already cached with this metadata: put would only re-check the source that plan
     # just checked; on a warm cache this is the whole of apply.  The stat index knows
     # most such entries from two lstats; the rest are read (and recorded there).
@@ -241,7 +258,150 @@ def _apply_one(cache: ArtifactCache, task: WarmTask, index: StatIndex, report: W
 
 def warm(cache: ArtifactCache, sources: list[Path]) -> WarmReport:
     """Put every binary of every manifest in `sources` (manifest files or build dirs)."""
-    return apply(cache, plan(sources, cache))
+    return warm_root(cache.root, sources, cache=cache)[0]
+
+
+def warm_root(
+    root: Path,
+    sources: Iterable[str | Path],
+    on_plan: Callable[[int], Callable[[WarmTask], None] | None] | None = None,
+    cache: ArtifactCache | None = None,
+) -> tuple[WarmReport, ArtifactCache | None]:
+    """`warm` into the cache at `root`: manifests the stat index answers whole are
+    reported present at once; the rest are planned (all checked before anything is
+    put) and applied.  The ArtifactCache (`cache`, else one made for `root` only if
+    a manifest needs planning) is returned with the report.  `on_plan` is given the
+    number of tasks to apply and may return a callback run after each (a progress bar).
+    The report lists every manifest's binaries in order, as `apply(cache, plan(...))`.
+    """
+    paths = collect_manifests(sources)
+    if cache is not None:
+        index, layout = cache._stat_index(), cache.layout
+    else:
+        from simpler_build.cache.index import StatIndex
+        from simpler_build.cache.layout import Layout
+
+        index, layout = StatIndex(root), Layout(root)
+    known = known_items(paths, index, layout)
+    unknown = [path for path, items in zip(paths, known, strict=True) if items is None]
+    if not unknown:
+        return WarmReport(present=[item for items in known for item in items or ()]), cache
+    if cache is None:
+        from simpler_build.cache.store import ArtifactCache
+
+        cache = ArtifactCache(root)
+        cache._index = index
+    from simpler_build.cache.fingerprint import use_index
+
+    previous = use_index(index)
+    try:
+        tasks = [task for path in unknown for task in check_manifest(path, index)]
+    finally:
+        use_index(previous)
+    on_done = on_plan(len(tasks)) if on_plan is not None else None
+    report = WarmReport()
+    pending = iter(tasks)
+    try:
+        for items in known:
+            if items is not None:
+                report.present.extend(items)
+                continue
+            for _role in ROLES:  # check_manifest made one task per role, in order
+                task = next(pending)
+                _apply_one(cache, task, index, report)
+                if on_done is not None:
+                    on_done(task)
+    finally:
+        index.flush()
+    return report, cache
+
+
+def known_items(paths: list[Path], index: StatIndex, layout: Layout) -> list[list[WarmItem] | None]:
+    """For each manifest, the items of its binaries when the stat index answers it whole
+    (manifest, binaries and store entries unchanged since recorded), else None.
+
+    Nothing here raises for bad input or writes anything: whatever is not answered,
+    errors included, is left to `check_manifest`, which reports it.
+    """
+    seen: dict[str, os.stat_result] = {}  # lstats of the path components of this warm
+    complete: dict[tuple[str, int], bool] = {}  # (fp, fields) -> published, this warm
+    out: list[list[WarmItem] | None] = []
+    for path in paths:
+        try:
+            out.append(_known(path, index, layout, seen, complete))
+        except (OSError, ValueError, ManifestError):
+            out.append(None)
+    return out
+
+
+def _wanted(
+    role: str, arch: str, runtime: str, build_id: str | None, sha256: str | None
+) -> dict[str, str | None]:
+    """The metadata a binary of a manifest wants its store entry to hold (the
+    dispatcher is shared by an arch's runtimes: it records none)."""
+    return {
+        "arch": arch,
+        "runtime": None if role == "dispatcher" else runtime,
+        "build_id": build_id,
+        "role": role,
+        "sha256": sha256,
+    }
+
+
+_BITS: dict[tuple[str, bool, bool], int] = {}
+
+
+def _bits(role: str, has_build_id: bool, has_sha256: bool) -> int:
+    """index.field_bits of what `_wanted` gives for such a binary (computed once)."""
+    bits = _BITS.get((role, has_build_id, has_sha256))
+    if bits is None:
+        from simpler_build.cache.index import field_bits
+
+        given = "-"  # any value: only whether a field is given counts
+        wanted = _wanted(
+            role, given, given, given if has_build_id else None, given if has_sha256 else None
+        )
+        bits = _BITS[role, has_build_id, has_sha256] = field_bits(wanted)
+    return bits
+
+
+def _known(
+    path: Path,
+    index: StatIndex,
+    layout: Layout,
+    seen: dict[str, os.stat_result],
+    complete: dict[tuple[str, int], bool],
+) -> list[WarmItem] | None:
+    from simpler_build.cache.index import NONE
+
+    st = os.stat(path)
+    fields = index.manifest(st) if stat.S_ISREG(st.st_mode) else None
+    if fields is None:
+        return None
+    arch, runtime = fields[0], fields[1]
+    manifest = path.absolute()
+    here = os.path.abspath(os.path.dirname(path))
+    items = []
+    for k, role in enumerate(ROLES):
+        rel, fp, build_id, sha256 = fields[2 + 4 * k : 6 + 4 * k]
+        full = binary_path_str(path, here, rel, "", seen)
+        bst = seen.get(full)
+        # The binary itself, not through a symlink, with the stat its check was recorded
+        # under: anything else (a symlink, a replaced file, a missing one) is planned.
+        if bst is None or not stat.S_ISREG(bst.st_mode) or not index.elf_checked(bst, fp):
+            return None
+        bits = _bits(role, build_id != NONE, sha256 != NONE)
+        known = complete.get((fp, bits))
+        if known is None:
+            known = complete[fp, bits] = index.complete(
+                fp, bits, layout.object_str(fp), layout.meta_str(fp)
+            )
+        if not known:
+            return None
+        items.append(
+            WarmItem(manifest, arch, runtime, fp, Path(full), layout.object_path(fp), role)
+        )
+    return items
 
 
 __all__ = [
@@ -251,6 +411,8 @@ __all__ = [
     "apply",
     "check_manifest",
     "collect_manifests",
+    "known_items",
     "plan",
     "warm",
+    "warm_root",
 ]

@@ -8,7 +8,6 @@ manifest's own directory so that a build tree can be moved or copied whole.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
@@ -17,9 +16,11 @@ from pathlib import Path
 from simpler_build.cache._record import Record
 from simpler_build.cache.fingerprint import is_fingerprint
 from simpler_build.errors import SimplerError
-from simpler_build.files import FileTooLarge, NotRegularFile, read_regular
+from simpler_build.files import FileTooLarge, NotRegularFile, read_regular_stat
 
-TYPE_CHECKING = False  # `cache warm` reads manifests: no typing/dataclasses at start-up
+# `cache warm` reads manifests: no typing/dataclasses at start-up, and json only when a
+# manifest is parsed (an unchanged one is answered by the stat index, cache/index.py).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, ClassVar
@@ -120,6 +121,8 @@ _HEX = frozenset("0123456789abcdef")
 
 def dump_manifest(manifest: Manifest) -> str:
     """Stable text: sorted keys, so an unchanged build writes identical bytes."""
+    import json
+
     return json.dumps(manifest.to_json(), indent=2, sort_keys=True) + "\n"
 
 
@@ -143,10 +146,13 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
 _BUILD_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 
-def _read(p: Path) -> Any:
-    """The parsed JSON of a manifest file; every failure is one ManifestError naming it."""
+def _read(p: Path) -> tuple[Any, os.stat_result, os.stat_result]:
+    """The parsed JSON of a manifest file and its stats before and after the read; every
+    failure is one ManifestError naming it."""
+    import json
+
     try:
-        raw = read_regular(p, MAX_MANIFEST_BYTES)
+        raw, before, after = read_regular_stat(p, MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         raise ManifestError(p, "no such manifest") from None
     except (NotRegularFile, FileTooLarge) as exc:
@@ -160,7 +166,7 @@ def _read(p: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise ManifestError(p, f"not UTF-8 text (invalid byte at offset {exc.start})") from None
     try:
-        return json.loads(text)
+        return json.loads(text), before, after
     except json.JSONDecodeError as exc:
         raise ManifestError(p, f"not valid JSON: {exc.msg} at line {exc.lineno}") from None
     except RecursionError:
@@ -179,30 +185,30 @@ def _name(p: Path, data: dict[str, Any], key: str, default: str | None = None) -
     return value
 
 
-def _symlink_below(prefix: str, full: str, seen: dict[str, bool]) -> bool:
+def _symlink_below(prefix: str, full: str, seen: dict[str, os.stat_result]) -> bool:
     """Whether a component of `full` after `prefix` (a directory, ending in a separator)
-    may be a symlink: lstat each (once per manifest: `seen` holds the answers for the
-    directories its binaries share); an error other than "does not exist" counts as maybe."""
+    may be a symlink: lstat each (once per manifest, or per `cache warm`: `seen` holds
+    the lstats of the directories and files already looked at); an error other than
+    "does not exist" counts as maybe."""
     path = prefix[:-1]
     for part in full[len(prefix) :].split(os.sep):
         path = f"{path}{os.sep}{part}"
-        known = seen.get(path)
-        if known is not None:
-            if known:
+        st = seen.get(path)
+        if st is None:
+            try:
+                st = seen[path] = os.lstat(path)
+            except FileNotFoundError:
+                return False  # nothing below a missing component exists to escape through
+            except (OSError, ValueError):
                 return True
-            continue
-        try:
-            seen[path] = link = stat.S_ISLNK(os.lstat(path).st_mode)
-            if link:
-                return True
-        except FileNotFoundError:
-            return False  # nothing below a missing component exists to escape through
-        except (OSError, ValueError):
+        if stat.S_ISLNK(st.st_mode):
             return True
     return False
 
 
-def _binary_path(p: Path, here: str, rel: str, where: str, seen: dict[str, bool]) -> Path:
+def binary_path_str(
+    p: Path | str, here: str, rel: str, where: str, seen: dict[str, os.stat_result]
+) -> str:
     """Resolve a binary's path, which must stay inside the tree the manifest lives in.
 
     The tree is the directory above the manifest's (`lib/<arch>/`): it holds
@@ -211,6 +217,8 @@ def _binary_path(p: Path, here: str, rel: str, where: str, seen: dict[str, bool]
     symlink would get an arbitrary file published into the shared cache.
     Strings, not pathlib, and `realpath` only when a component below the
     tree is a symlink: `cache warm` reads a thousand manifests in one go.
+    After it, `seen` holds the lstat of the binary itself (unless the path
+    is the tree or a component is missing).
     """
     if not rel or "\0" in rel:
         raise ManifestError(p, f"{where}path must be a non-empty path without NUL bytes")
@@ -219,7 +227,7 @@ def _binary_path(p: Path, here: str, rel: str, where: str, seen: dict[str, bool]
     tree = os.path.dirname(here)
     full = os.path.normpath(os.path.join(here, rel))
     if full == tree:
-        return Path(full)
+        return full
     prefix = tree.rstrip(os.sep) + os.sep
     if not full.startswith(prefix):
         raise ManifestError(p, f"{where}path {rel[:200]!r} leads outside {tree}")
@@ -231,7 +239,7 @@ def _binary_path(p: Path, here: str, rel: str, where: str, seen: dict[str, bool]
             raise ManifestError(p, f"{where}path {rel[:200]!r} cannot be resolved") from None
         if real != real_tree and not real.startswith(real_tree.rstrip(os.sep) + os.sep):
             raise ManifestError(p, f"{where}path {rel[:200]!r} leaves {tree} through a symlink")
-    return Path(full)
+    return full
 
 
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:
@@ -240,13 +248,22 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     A directory is taken to mean the `runtime_binaries.json` inside it.  Any
     problem, however malformed the input, is one ManifestError naming the file.
     """
+    return load_manifest_stat(path)[0]
+
+
+def load_manifest_stat(
+    path: str | os.PathLike[str],
+) -> tuple[Manifest, dict[str, str], os.stat_result, os.stat_result]:
+    """`load_manifest`, with each role's path as the manifest writes it (relative) and
+    the file's stat before and after it was read: what the stat index (cache/index.py)
+    keeps of a manifest so that `cache warm` need not parse it again."""
     p = Path(path)
     try:
         if p.is_dir():
             p = p / MANIFEST_NAME
     except (OSError, ValueError):
         pass  # _read reports it against the path as given
-    data = _read(p)
+    data, before, after = _read(p)
     if not isinstance(data, dict):
         raise ManifestError(p, "top level must be a JSON object")
     version = _require(p, data, "schema_version", int)
@@ -260,8 +277,9 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     mode = _name(p, data, "mode", default="release")
     raw_bins = _require(p, data, "binaries", dict)
     here = os.path.abspath(p.parent)
-    seen: dict[str, bool] = {}  # lstat answers shared by the binaries of this manifest
+    seen: dict[str, os.stat_result] = {}  # lstats shared by the binaries of this manifest
     binaries: dict[str, BinaryRecord] = {}
+    rels: dict[str, str] = {}
     for role in ROLES:
         entry = _require(p, raw_bins, role, dict, "binaries.")
         where = f"binaries.{role}."
@@ -284,16 +302,17 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         size = _require(p, entry, "size", int, where)
         if not 0 <= size <= MAX_BINARY_BYTES:
             raise ManifestError(p, f"{where}size {str(size)[:40]} is out of range")
+        rels[role] = rel
         binaries[role] = BinaryRecord(
             role=role,
-            path=_binary_path(p, here, rel, where, seen),
+            path=Path(binary_path_str(p, here, rel, where, seen)),
             size=size,
             fingerprint=fp,
             build_id=build_id,
             sha256=sha256,
         )
     toolchain = data.get("toolchain", {})
-    return Manifest(
+    manifest = Manifest(
         path=p.absolute(),
         arch=arch,
         runtime=runtime,
@@ -302,6 +321,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         toolchain=toolchain if isinstance(toolchain, dict) else {},
         schema_version=version,
     )
+    return manifest, rels, before, after
 
 
 def find_manifests(root: str | os.PathLike[str]) -> list[Path]:

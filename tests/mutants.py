@@ -116,6 +116,7 @@ CP = "tests/cache/test_perf_invariants.py::"
 CW = "tests/cache/test_cache_warm_cli.py::"
 FP = "tests/cache/test_cli_fast_parse.py::"
 IW = "tests/cache/test_index_warm.py::"
+IM = "tests/cache/test_index_manifest.py::"
 CF = "tests/cache/test_config.py::"
 CH = "tests/cache/test_cli_habits.py::"
 CR = "tests/cache/test_cli_root_bound.py::"
@@ -307,8 +308,8 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "index-present-ignores-the-metadata-stat",
-        "cache/store.py",
-        "            and key_of(meta) == known[1]\n",
+        "cache/index.py",
+        "            and _key(meta) == known[1]\n",
         "            and True\n",
         (IW + "test_replaced_metadata_with_fewer_fields_is_read_and_filled_again",),
         "a warm answered by the stat index still sees replaced metadata (and fills it in)",
@@ -393,8 +394,8 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "manifest-symlink-check-skipped",
         "core/manifest.py",
-        "            seen[path] = link = stat.S_ISLNK(os.lstat(path).st_mode)\n",
-        "            seen[path] = link = not os.lstat(path)\n",
+        "        if stat.S_ISLNK(st.st_mode):\n            return True\n",
+        "        if not st:\n            return True\n",
         (
             MPATHS + "test_a_symlinked_directory_below_the_tree_that_leaves_it_is_refused",
             MPATHS + "test_the_runtime_directory_itself_a_symlink_out_is_refused",
@@ -652,7 +653,7 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "warm-never-cleans-up",
         "cache/cli.py",
-        "    cleanup = _cleanup_if_over(cache) if report.added else None\n",
+        "    cleanup = _cleanup_if_over(cache) if report.added and cache is not None else None\n",
         "    cleanup = None\n",
         (CF + "test_warm_cleans_up_automatically_when_over_max_size",),
         "a warm that takes the root over max_size cleans up, as ccache does",
@@ -1592,6 +1593,66 @@ MUTANTS: tuple[Mutant, ...] = (
         "}",
         (REPRO + "test_repro_check_passes_and_names_a_leaking_section",),
         "repro-check compiles each copy for real, even with ccache on PATH or in CC",
+    ),
+    # -- issue 9, warm (warm9b) --
+    m(
+        "index-manifest-trusts-racy-manifests",
+        "cache/index.py",
+        "        if not self.trusted(before) or key != _key(after)",
+        "        if key != _key(after)",
+        (IM + "test_a_manifest_too_recent_to_trust_is_not_recorded",),
+        "a manifest too recent to trust is never recorded in the stat index (git's racy rule)",
+    ),
+    Mutant(
+        "index-manifest-keyed-by-inode",
+        "cache/index.py",
+        (
+            ('entries[" ".join(parts[:6])] = line', 'entries[" ".join(parts[:3])] = line'),
+            ('f"{_MANIFEST} {_key(st)}"', 'f"{_MANIFEST} {st.st_dev} {st.st_ino}"'),
+        ),
+        (IM + "test_a_rewritten_manifest_is_read_again_even_with_its_old_size_and_mtime",),
+        "a manifest rewritten in place (old size and mtime back) is parsed again",
+    ),
+    m(
+        "index-lines-unchecked",
+        "cache/index.py",
+        "        if xxhash.xxh3_64_hexdigest(payload.encode()) != check:\n",
+        "        if False:\n",
+        (IM + "test_a_torn_or_damaged_manifest_line_costs_a_parse_never_a_wrong_answer",),
+        "a damaged index line is ignored: it costs a re-parse, never a wrong answer",
+    ),
+    m(
+        "warm-known-trusts-a-replaced-binary",
+        "cache/warm.py",
+        " or not index.elf_checked(bst, fp):\n",
+        ":\n",
+        (IM + "test_a_replaced_or_symlinked_binary_is_checked_again",),
+        "a binary replaced since it was recorded is checked again, index or not",
+    ),
+    m(
+        "warm-known-skips-the-tree-check",
+        "cache/warm.py",
+        '        full = binary_path_str(path, here, rel, "", seen)\n',
+        "        full = os.path.normpath(os.path.join(here, rel))\n"
+        "        seen[full] = os.lstat(full)\n",
+        (IM + "test_a_runtime_directory_swapped_for_a_symlink_out_of_the_tree_is_refused",),
+        "a manifest answered by the index still never leads out of its tree through a symlink",
+    ),
+    m(
+        "warm-known-opens-the-store",
+        "cache/warm.py",
+        "    if not unknown:\n",
+        "    if False:\n",
+        (IM + "test_a_fresh_process_opens_no_manifest_and_loads_no_json_or_store",),
+        "a warm the stat index answers whole imports neither the store nor json",
+    ),
+    m(
+        "cli-imports-json",
+        "cache/cli.py",
+        "from pathlib import Path\n",
+        "from pathlib import Path\n\nimport json  # noqa: F401\n",
+        (IM + "test_a_fresh_process_opens_no_manifest_and_loads_no_json_or_store",),
+        "a warm the stat index answers whole imports neither the store nor json",
     ),
 )
 
