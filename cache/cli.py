@@ -361,12 +361,12 @@ def _warm(cache: Any | None, args: argparse.Namespace, out: _Out) -> int:
     if out.json:
         out.emit({**report.to_json(), "cleanup": cleanup})
         return 0
-    for label, items in (("added", report.added), ("present", report.present)):
-        for i in items:
-            out.item(f"{label:8} {i.fingerprint}  {i.arch}/{i.runtime}  {i.source}")
-    out.line(
-        f"warm: {len(report.added)} added, {len(report.present)} already present (cache: {root})"
-    )
+    if out.verbose:
+        for label, items in (("added", report.added), ("present", report.present)):
+            for i in items:
+                out.item(f"{label:8} {i.fingerprint}  {i.arch}/{i.runtime}  {i.source}")
+    added, present = report.counts()
+    out.line(f"warm: {added} added, {present} already present (cache: {root})")
     _cleanup_line(out, cleanup)
     return 0
 

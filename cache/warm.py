@@ -32,14 +32,14 @@ from simpler_build.manifest import (
     Manifest,
     ManifestError,
     binary_path_str,
-    find_manifests,
+    find_manifest_strs,
     load_manifest,
     load_manifest_stat,
 )
 
 TYPE_CHECKING = False  # no typing, no dataclasses: this module is on warm's start-up path
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
     from typing import Any, ClassVar
 
     from simpler_build.cache.index import StatIndex
@@ -87,15 +87,47 @@ class WarmItem(Record):
         }
 
 
+#: A present binary the stat index answered, as strings: (manifest, arch, runtime,
+#: fingerprint, source, cache_path, role) -- a WarmItem once someone reads it.
+KnownItem = tuple[str, str, str, str, str, str, str]
+
+
 class WarmReport(Record):
-    """What `warm` put (`added`) and what was already cached (`present`)."""
+    """What `warm` put (`added`) and what was already cached (`present`).
+
+    Binaries the stat index answered are kept as strings until `present` is first
+    read: `cache warm` prints only how many there are, and the Paths of a thousand
+    manifests' items cost it as much as all their checks.  `counts` reads neither.
+    """
 
     _fields = ("added", "present")
-    __slots__ = _fields
+    __slots__ = ("_present", "_strings", "added")
     _factories: ClassVar[dict[str, Callable[[], object]]] = {"added": list, "present": list}
     _frozen = False
     added: list[WarmItem]
-    present: list[WarmItem]
+    _present: list[Any]  # WarmItem, or KnownItem while `_strings`
+    _strings: bool
+
+    @property
+    def present(self) -> list[WarmItem]:
+        if self._strings:
+            self._present = _items(self._present)
+            self._strings = False
+        return self._present
+
+    @present.setter
+    def present(self, items: list[WarmItem]) -> None:
+        object.__setattr__(self, "_present", items)
+        object.__setattr__(self, "_strings", False)
+
+    def extend_known(self, known: list[KnownItem]) -> None:
+        """Append binaries the stat index answered (see `known_items`) to `present`."""
+        self._present.extend(known)
+        self._strings = True
+
+    def counts(self) -> tuple[int, int]:
+        """(len(added), len(present)), without making the present items."""
+        return len(self.added), len(self._present)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,22 +136,45 @@ class WarmReport(Record):
         }
 
 
+def _items(present: list[Any]) -> list[WarmItem]:
+    """`present` with each KnownItem made a WarmItem (one Path per manifest, shared)."""
+    manifests: dict[str, Path] = {}
+    out = []
+    for item in present:
+        if type(item) is tuple:
+            manifest = manifests.get(item[0])
+            if manifest is None:
+                manifest = manifests[item[0]] = Path(item[0])
+            _manifest, arch, runtime, fp, source, cache_path, role = item
+            item = WarmItem(manifest, arch, runtime, fp, Path(source), Path(cache_path), role)
+        out.append(item)
+    return out
+
+
 def collect_manifests(sources: Iterable[str | Path]) -> list[Path]:
     """Manifest files named by `sources` (a manifest file or a build directory each)."""
+    return [Path(path) for path in _collect(sources)]
+
+
+def _collect(sources: Iterable[str | Path]) -> list[str]:
+    """`collect_manifests` as strings (a thousand Paths cost `cache warm` milliseconds)."""
+    sources = list(sources)
     seen: set[Path] = set()
-    out: list[Path] = []
+    out: list[str] = []
     for raw in sources:
         src = Path(raw)
         if src.is_dir():
-            found = find_manifests(src)
+            found = find_manifest_strs(src)
             if not found:
                 raise SourceError(src, f"no {MANIFEST_NAME} under this directory (build first?)")
         elif src.exists():
-            found = [src]
+            found = [os.fspath(src)]
         else:
             raise SourceError(src, "no such manifest or build directory")
+        if len(sources) == 1:
+            return found  # one walk, or one file: nothing to drop twice
         for path in found:
-            key = path.absolute()
+            key = Path(path).absolute()
             if key not in seen:
                 seen.add(key)
                 out.append(path)
@@ -274,7 +329,7 @@ def warm_root(
     number of tasks to apply and may return a callback run after each (a progress bar).
     The report lists every manifest's binaries in order, as `apply(cache, plan(...))`.
     """
-    paths = collect_manifests(sources)
+    paths = _collect(sources)
     if cache is not None:
         index, layout = cache._stat_index(), cache.layout
     else:
@@ -285,7 +340,10 @@ def warm_root(
     known = known_items(paths, index, layout)
     unknown = [path for path, items in zip(paths, known, strict=True) if items is None]
     if not unknown:
-        return WarmReport(present=[item for items in known for item in items or ()]), cache
+        report = WarmReport()
+        for items in known:
+            report.extend_known(items or [])
+        return report, cache
     if cache is None:
         from simpler_build.cache.store import ArtifactCache
 
@@ -295,7 +353,7 @@ def warm_root(
 
     previous = use_index(index)
     try:
-        tasks = [task for path in unknown for task in check_manifest(path, index)]
+        tasks = [task for path in unknown for task in check_manifest(Path(path), index)]
     finally:
         use_index(previous)
     on_done = on_plan(len(tasks)) if on_plan is not None else None
@@ -304,7 +362,7 @@ def warm_root(
     try:
         for items in known:
             if items is not None:
-                report.present.extend(items)
+                report.extend_known(items)
                 continue
             for _role in ROLES:  # check_manifest made one task per role, in order
                 task = next(pending)
@@ -316,8 +374,10 @@ def warm_root(
     return report, cache
 
 
-def known_items(paths: list[Path], index: StatIndex, layout: Layout) -> list[list[WarmItem] | None]:
-    """For each manifest, the items of its binaries when the stat index answers it whole
+def known_items(
+    paths: Sequence[str | Path], index: StatIndex, layout: Layout
+) -> list[list[KnownItem] | None]:
+    """For each manifest, its binaries (as strings) when the stat index answers it whole
     (manifest, binaries and store entries unchanged since recorded), else None.
 
     Nothing here raises for bad input or writes anything: whatever is not answered,
@@ -325,10 +385,11 @@ def known_items(paths: list[Path], index: StatIndex, layout: Layout) -> list[lis
     """
     seen: dict[str, os.stat_result] = {}  # lstats of the path components of this warm
     complete: dict[tuple[str, int], bool] = {}  # (fp, fields) -> published, this warm
-    out: list[list[WarmItem] | None] = []
+    out: list[list[KnownItem] | None] = []
+    cwd = os.getcwd()
     for path in paths:
         try:
-            out.append(_known(path, index, layout, seen, complete))
+            out.append(_known(os.fspath(path), cwd, index, layout, seen, complete))
         except (OSError, ValueError, ManifestError):
             out.append(None)
     return out
@@ -366,12 +427,13 @@ def _bits(role: str, has_build_id: bool, has_sha256: bool) -> int:
 
 
 def _known(
-    path: Path,
+    path: str,
+    cwd: str,
     index: StatIndex,
     layout: Layout,
     seen: dict[str, os.stat_result],
     complete: dict[tuple[str, int], bool],
-) -> list[WarmItem] | None:
+) -> list[KnownItem] | None:
     from simpler_build.cache.index import NONE
 
     st = os.stat(path)
@@ -379,7 +441,7 @@ def _known(
     if fields is None:
         return None
     arch, runtime = fields[0], fields[1]
-    manifest = path.absolute()
+    manifest = path if os.path.isabs(path) else os.path.join(cwd, path)
     here = os.path.abspath(os.path.dirname(path))
     items = []
     for k, role in enumerate(ROLES):
@@ -398,9 +460,7 @@ def _known(
             )
         if not known:
             return None
-        items.append(
-            WarmItem(manifest, arch, runtime, fp, Path(full), layout.object_path(fp), role)
-        )
+        items.append((manifest, arch, runtime, fp, full, layout.object_str(fp), role))
     return items
 
 

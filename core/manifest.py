@@ -22,7 +22,7 @@ from simpler_build.files import FileTooLarge, NotRegularFile, read_regular_stat
 # manifest is parsed (an unchanged one is answered by the stat index, cache/index.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import Any, ClassVar
 
 MANIFEST_NAME = "runtime_binaries.json"
@@ -141,9 +141,19 @@ def _require(path: Path, obj: dict[str, Any], key: str, kind: type, where: str =
 MAX_MANIFEST_BYTES = 1 << 20
 #: No binary of this project is near this; a larger `size` is a corrupt manifest.
 MAX_BINARY_BYTES = 1 << 40
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
+_NAME_PATTERN = r"^[A-Za-z0-9_.+-]{1,64}$"
 #: A GNU build-id is hex; tools and tests may record other short labels.
-_BUILD_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
+_BUILD_ID_PATTERN = r"^[\x21-\x7e]{1,128}$"
+#: Compiled when a manifest is first parsed: `cache warm` answered by the stat index
+#: parses none, and each compile costs its start-up about 0.1 ms.
+_compiled: dict[str, re.Pattern[str]] = {}
+
+
+def _matches(pattern: str, text: str) -> bool:
+    compiled = _compiled.get(pattern)
+    if compiled is None:
+        compiled = _compiled[pattern] = re.compile(pattern)
+    return compiled.match(text) is not None
 
 
 def _read(p: Path) -> tuple[Any, os.stat_result, os.stat_result]:
@@ -180,7 +190,7 @@ def _name(p: Path, data: dict[str, Any], key: str, default: str | None = None) -
     if default is not None and key not in data:
         return default
     value: str = _require(p, data, key, str)
-    if not _NAME_RE.match(value):
+    if not _matches(_NAME_PATTERN, value):
         raise ManifestError(p, f"{key} {value[:80]!r} is not a name (letters, digits, _.+-)")
     return value
 
@@ -289,7 +299,7 @@ def load_manifest_stat(
             raise ManifestError(p, f"{where}fingerprint {fp[:80]!r} is not 16 lowercase hex digits")
         build_id = entry.get("build_id")
         if build_id is not None and not (
-            isinstance(build_id, str) and _BUILD_ID_RE.match(build_id)
+            isinstance(build_id, str) and _matches(_BUILD_ID_PATTERN, build_id)
         ):
             raise ManifestError(p, f"{where}build_id must be a short printable string or null")
         sha256 = None
@@ -327,14 +337,55 @@ def load_manifest_stat(
 def find_manifests(root: str | os.PathLike[str]) -> list[Path]:
     """Every manifest under a build tree (or the one file given), sorted.
 
-    Walks with `os.walk` (scandir, symlinked directories listed but not entered,
-    as `Path.rglob` does) at a third of rglob's cost for a thousand runtimes.
+    Walks as `os.walk` does (symlinked directories listed but not entered, as
+    `Path.rglob` does, and unreadable directories skipped) at a third of rglob's
+    cost for a thousand runtimes; `find_manifest_strs` is the same without a
+    Path per manifest.
     """
     p = Path(root)
     if p.is_file():
         return [p]
-    return sorted(
-        Path(top, MANIFEST_NAME)
-        for top, dirs, files in os.walk(p)
-        if MANIFEST_NAME in files or MANIFEST_NAME in dirs
-    )
+    return [Path(found) for found in find_manifest_strs(p)]
+
+
+def find_manifest_strs(root: str | os.PathLike[str]) -> list[str]:
+    """`find_manifests` of a directory, as strings joined to `root` as given, in the
+    order sorted Paths have (component by component)."""
+    found: list[str] = []
+    pending = [os.fspath(root)]
+    while pending:
+        top = pending.pop()
+        prefix = top if top.endswith(os.sep) else f"{top}{os.sep}"  # os.path.join's rule
+        try:
+            entries = os.scandir(top)
+        except OSError:
+            continue  # os.walk's default: a directory it cannot list is skipped
+        with entries:
+            for entry in _entries(entries):
+                if entry.name == MANIFEST_NAME:
+                    found.append(f"{prefix}{MANIFEST_NAME}")  # a file or not: reported
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    try:
+                        is_link = entry.is_symlink()
+                    except OSError:
+                        is_link = False
+                    if not is_link:
+                        pending.append(f"{prefix}{entry.name}")
+    found.sort(key=_components)
+    return found
+
+
+def _entries(entries: Iterator[os.DirEntry[str]]) -> Iterator[os.DirEntry[str]]:
+    """The entries of a listing; one that fails midway ends it (as os.walk does)."""
+    try:
+        yield from entries
+    except OSError:
+        return
+
+
+def _components(path: str) -> list[str]:
+    return path.split(os.sep)

@@ -255,3 +255,43 @@ def test_processes_warming_and_recording_at_once_agree(tmp_path: Path, cache_dir
     # Whatever the appends' interleaving, the index now answers every manifest.
     assert _known(build, cache_dir) == [True] * 4
     _reports_agree(build, cache_dir)
+
+
+def _walk_sorted(root: Path) -> list[Path]:
+    """What find_manifests returned before it walked with strings: os.walk, sorted Paths."""
+    return sorted(
+        Path(top, MANIFEST_NAME)
+        for top, dirs, files in os.walk(root)
+        if MANIFEST_NAME in files or MANIFEST_NAME in dirs
+    )
+
+
+def test_find_manifests_finds_and_orders_as_os_walk_and_sorted_paths(tmp_path: Path) -> None:
+    """Component order, not string order ("b" before "b-c" although "-" < "/"); symlinked
+    directories are not entered; a directory of that name is reported and entered."""
+    root = tmp_path / "tree"
+    for rel in ("b/x", "b-c/x", "b/x/deeper", "a", "z/runtime_binaries.json"):
+        (root / rel).mkdir(parents=True, exist_ok=True)
+    for rel in ("b/x", "b-c/x", "b/x/deeper", "a", "z/runtime_binaries.json"):
+        (root / rel / MANIFEST_NAME).write_text("{}")
+    (root / "link").symlink_to(root / "b")  # listed by os.walk, never entered
+    (root / "b" / "dangling").symlink_to(tmp_path / "nowhere")
+    for given in (root, Path(f"{root}/"), Path(os.path.relpath(root))):
+        assert find_manifests(given) == _walk_sorted(given)
+    assert find_manifests(root).index(root / "b" / "x" / MANIFEST_NAME) < find_manifests(
+        root
+    ).index(root / "b-c" / "x" / MANIFEST_NAME)
+
+
+def test_a_report_with_answered_items_reads_counts_pickles_and_compares_as_made_items(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    import pickle
+
+    build = _recorded(tmp_path, cache_dir)
+    report = warm(ArtifactCache(cache_dir), [build])
+    assert report.counts() == (0, 12)
+    again = pickle.loads(pickle.dumps(report))
+    assert again == report and again.present == report.present
+    assert all(isinstance(i.source, Path) and isinstance(i.cache_path, Path) for i in again.present)
+    assert report.present[0].manifest.is_absolute()
