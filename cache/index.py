@@ -24,10 +24,18 @@ the way git's index and ccache's manifests do.  Format and rules: FORMAT.md,
   granularity could keep the same stat).  ctime is in the key because no user
   call can set it back, so a rewrite that restores size and mtime still misses.
 - A manifest line is ``manifest <key> <arch> <runtime>`` and, per role (dispatcher,
-  inner_so, aicore), ``<path> <fp> <build_id> <sha256>`` (``-`` for none), then
-  ``<check>``: what `warm` needs from the manifest file with stat ``<key>``, so an
-  unchanged manifest is not read and parsed again.  ``<path>`` is the manifest's own
-  relative text; warm still resolves it, checks it stays in the tree and lstats it.
+  inner_so, aicore), ``<path> <fp> <binary key> <shard key> <metadata key>``, then
+  ``<check>``: a whole warm of the manifest file with stat ``<key>``, as ccache's
+  manifests record a compile's include files.  It is composed when a warm has just
+  checked that manifest, from the source line of each binary (with ``elf``), the
+  present line of each entry (holding every field the manifest wants) and the stat
+  of the entry's shard directory taken before the entry was checked.  While the
+  manifest, its binaries, the entries' metadata files and their shard directories
+  keep exactly those stats, warm answers the manifest from this one line.  (An
+  object is only ever created, replaced or removed by a rename or unlink in its
+  shard directory, which changes that directory's stat.)  ``<path>`` is the
+  manifest's own relative text; warm still resolves it and checks it stays in the
+  tree.
 - Writers append whole lines with O_APPEND and never lock; a file over
   `MAX_BYTES` is rewritten (temp file + rename) with the entries this process
   used.  A line lost in a race is a re-hash later, nothing more.
@@ -73,10 +81,10 @@ def _line(payload: str) -> str:
 ELF_FLAG = "elf"
 _PRESENT = "present"
 _MANIFEST = "manifest"
-#: A manifest line: the tag, a five-number key, arch, runtime, four fields per role, the check.
-_MANIFEST_PARTS = 1 + 5 + 2 + 4 * 3 + 1
-#: The value of a manifest line's field that is absent (a null build_id, a schema-1 sha256).
-NONE = "-"
+#: A manifest line: the tag, a five-number key, arch, runtime, per role a path, a
+#: fingerprint and three five-number keys (binary, shard, metadata), the check.
+_MANIFEST_ROLE_PARTS = 2 + 3 * 5
+_MANIFEST_PARTS = 1 + 5 + 2 + 3 * _MANIFEST_ROLE_PARTS + 1
 #: A bit per metadata field a put can fill in (a present line's `<fields>`).
 FIELD_BITS = {"arch": 1, "runtime": 2, "build_id": 4, "role": 8, "sha256": 16}
 
@@ -207,9 +215,10 @@ class StatIndex:
         )
 
     def manifest(self, st: os.stat_result) -> list[str] | None:
-        """What warm needs from the manifest file with exactly this stat, or None:
-        arch, runtime, then path, fingerprint, build_id and sha256 of each role
-        (`NONE` for an absent build_id or sha256)."""
+        """The warm recorded for the manifest file with exactly this stat, or None:
+        arch, runtime, then per role (dispatcher, inner_so, aicore) its path as the
+        manifest writes it, its fingerprint, and the five numbers of the stat keys
+        of the binary, of the entry's shard directory and of its metadata file."""
         with self._lock:
             parts = self._verified(f"{_MANIFEST} {_key(st)}")
         if parts is None or len(parts) != _MANIFEST_PARTS - 1:
@@ -243,26 +252,42 @@ class StatIndex:
         self._add(f"{_PRESENT} {fp}", f"{_PRESENT} {fp} {fields} {_key(obj)} {_key(meta)}")
 
     def record_manifest(
-        self, before: os.stat_result, after: os.stat_result, fields: Sequence[str | None]
-    ) -> None:
-        """Remember `fields` (as `manifest` returns them; None for an absent value) for
-        the manifest read between the stats `before` and `after`.  A manifest with a
-        value that cannot stand as one field (a space in a path, a build_id of "-")
-        is not recorded: it is read again next time, nothing worse."""
+        self,
+        before: os.stat_result,
+        after: os.stat_result,
+        arch: str,
+        runtime: str,
+        binaries: Sequence[tuple[str, str, os.stat_result, int, os.stat_result | None]],
+    ) -> bool:
+        """Remember the warm just done of the manifest read between the stats `before`
+        and `after`: `binaries` holds, per role, the path as the manifest writes it, the
+        fingerprint, the stat it was checked under, the metadata fields it wants and
+        the stat of the entry's shard directory taken before the entry was checked.
+        Recorded only when every binary has its source line with `elf`, every entry
+        its present line with those fields (lines this index holds or just made), every
+        shard directory has settled (the racy rule) and every value can stand as one
+        field (no space in a path).  Returns whether it was."""
         key = _key(before)
-        if not self.trusted(before) or key != _key(after) or len(fields) != _MANIFEST_PARTS - 7:
-            return
-        if not stat.S_ISREG(before.st_mode):
-            return
-        values = []
-        for value in fields:
-            if value is None:
-                values.append(NONE)
-            elif value == NONE or not _token(value):
-                return
-            else:
-                values.append(value)
+        if not self.trusted(before) or key != _key(after) or len(binaries) != 3:
+            return False
+        if not stat.S_ISREG(before.st_mode) or not (_token(arch) and _token(runtime)):
+            return False
+        values = [arch, runtime]
+        with self._lock:
+            for rel, fp, st, wanted, shard in binaries:
+                if shard is None or not stat.S_ISDIR(shard.st_mode) or not self.trusted(shard):
+                    return False
+                source = self._verified(_key(st))
+                present = self._verified(f"{_PRESENT} {fp}")
+                if not _token(rel) or source is None or source[5:] != [fp, ELF_FLAG]:
+                    return False
+                if present is None or len(present) != 13 or not present[2].isdigit():
+                    return False
+                if wanted & ~int(present[2]):
+                    return False
+                values += [rel, fp, *source[:5], _key(shard), *present[8:13]]
         self._add(f"{_MANIFEST} {key}", f"{_MANIFEST} {key} {' '.join(values)}")
+        return True
 
     def _add(self, key: str, payload: str) -> None:
         line = _line(payload)
@@ -271,6 +296,7 @@ class StatIndex:
                 self._used[key] = line
                 return
             self._used[key] = line
+            self._parsed[key] = payload.split(" ")  # what this process knows, it may use
             self._pending.append(line)
             self.stats["recorded"] += 1
 
@@ -328,7 +354,6 @@ __all__ = [
     "FIELD_BITS",
     "INDEX_NAME",
     "MAX_BYTES",
-    "NONE",
     "RACY_NS",
     "StatIndex",
     "field_bits",

@@ -112,6 +112,9 @@ class Layout:
     def shard(self, fingerprint: str) -> Path:
         return Path(f"{self._objects_str}/{fingerprint[:2]}")
 
+    def shard_str(self, fingerprint: str) -> str:
+        return f"{self._objects_str}/{fingerprint[:2]}"
+
     def object_str(self, fingerprint: str) -> str:
         return f"{self._objects_str}/{fingerprint[:2]}/{inner_so_name(fingerprint)}"
 

@@ -182,27 +182,60 @@ def _collect(sources: Iterable[str | Path]) -> list[str]:
 
 
 def check_manifest(path: Path, index: StatIndex | None = None) -> list[WarmTask]:
-    """Load a manifest and prove each binary exists and has the recorded fingerprint.
+    """Load a manifest and prove each binary exists and has the recorded fingerprint."""
+    return _check(path, index)[0]
 
-    With `index`, what warm needs of the manifest is recorded there (index.py)."""
+
+#: What `_check` read of a manifest for its line in the stat index: the stats before and
+#: after the read, each role's path as written, and the stat each binary was checked under.
+_Read = tuple[os.stat_result, os.stat_result, dict[str, str], list[os.stat_result]]
+
+
+def _check(path: Path, index: StatIndex | None) -> tuple[list[WarmTask], _Read | None]:
+    """`check_manifest`, with what the stat index records once the tasks are applied."""
     try:
         if index is None:
-            manifest = load_manifest(path)
+            manifest, read = load_manifest(path), None
         else:
             manifest, rels, before, after = load_manifest_stat(path)
     except ManifestError as exc:
         raise SourceError(exc.path, exc.problem) from None
-    tasks = [_check_binary(manifest, role, index) for role in ROLES]
+    checked = [_check_binary(manifest, role, index) for role in ROLES]
     if index is not None:
-        fields: list[str | None] = [manifest.arch, manifest.runtime]
-        for role in ROLES:
-            b = manifest.binaries[role]
-            fields += [rels[role], b.fingerprint, b.build_id, b.sha256]
-        index.record_manifest(before, after, fields)
-    return tasks
+        read = (before, after, rels, [st for _task, st in checked])
+    return [task for task, _st in checked], read
 
 
-def _check_binary(manifest: Manifest, role: str, index: StatIndex | None) -> WarmTask:
+def _record(
+    index: StatIndex,
+    tasks: list[WarmTask],
+    read: _Read | None,
+    shards: list[os.stat_result | None],
+) -> None:
+    """Record the warm just applied of one manifest (index.py, manifest lines);
+    `shards` are the stats of its entries' shard directories from before the apply."""
+    if read is None:
+        return
+    before, after, rels, stats = read
+    m = tasks[0].manifest
+    binaries = []
+    for task, st, shard in zip(tasks, stats, shards, strict=True):
+        b = m.binaries[task.role]
+        bits = _bits(task.role, b.build_id is not None, b.sha256 is not None)
+        binaries.append((rels[task.role], task.fingerprint, st, bits, shard))
+    index.record_manifest(before, after, m.arch, m.runtime, binaries)
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _check_binary(
+    manifest: Manifest, role: str, index: StatIndex | None
+) -> tuple[WarmTask, os.stat_result]:
     record = manifest.binaries[role]
     try:
         actual, st = fingerprint_stat(record.path)
@@ -222,7 +255,7 @@ def _check_binary(manifest: Manifest, role: str, index: StatIndex | None) -> War
         problem = elf_problem(record.path, index, st, actual)
         if problem is not None:
             raise SourceError(record.path, f"{role} {problem} (named by {manifest.path})")
-    return WarmTask(manifest=manifest, role=role, fingerprint=actual)
+    return WarmTask(manifest=manifest, role=role, fingerprint=actual), st
 
 
 def elf_problem(
@@ -353,22 +386,24 @@ def warm_root(
 
     previous = use_index(index)
     try:
-        tasks = [task for path in unknown for task in check_manifest(Path(path), index)]
+        checked = [_check(Path(path), index) for path in unknown]
     finally:
         use_index(previous)
-    on_done = on_plan(len(tasks)) if on_plan is not None else None
+    on_done = on_plan(len(checked) * len(ROLES)) if on_plan is not None else None
     report = WarmReport()
-    pending = iter(tasks)
+    pending = iter(checked)
     try:
         for items in known:
             if items is not None:
                 report.extend_known(items)
                 continue
-            for _role in ROLES:  # check_manifest made one task per role, in order
-                task = next(pending)
+            tasks, read = next(pending)
+            shards = [_lstat(layout.shard_str(task.fingerprint)) for task in tasks]
+            for task in tasks:
                 _apply_one(cache, task, index, report)
                 if on_done is not None:
                     on_done(task)
+            _record(index, tasks, read, shards)
     finally:
         index.flush()
     return report, cache
@@ -378,18 +413,19 @@ def known_items(
     paths: Sequence[str | Path], index: StatIndex, layout: Layout
 ) -> list[list[KnownItem] | None]:
     """For each manifest, its binaries (as strings) when the stat index answers it whole
-    (manifest, binaries and store entries unchanged since recorded), else None.
+    (its manifest line, and the manifest, binaries and store entries all with the stats
+    that line records), else None.
 
     Nothing here raises for bad input or writes anything: whatever is not answered,
     errors included, is left to `check_manifest`, which reports it.
     """
     seen: dict[str, os.stat_result] = {}  # lstats of the path components of this warm
-    complete: dict[tuple[str, int], bool] = {}  # (fp, fields) -> published, this warm
+    keys: dict[str, str | None] = {}  # shard directory or metadata file -> its stat key
     out: list[list[KnownItem] | None] = []
     cwd = os.getcwd()
     for path in paths:
         try:
-            out.append(_known(os.fspath(path), cwd, index, layout, seen, complete))
+            out.append(_known(os.fspath(path), cwd, index, layout, seen, keys))
         except (OSError, ValueError, ManifestError):
             out.append(None)
     return out
@@ -432,9 +468,9 @@ def _known(
     index: StatIndex,
     layout: Layout,
     seen: dict[str, os.stat_result],
-    complete: dict[tuple[str, int], bool],
+    keys: dict[str, str | None],
 ) -> list[KnownItem] | None:
-    from simpler_build.cache.index import NONE
+    from simpler_build.cache.index import key_of
 
     st = os.stat(path)
     fields = index.manifest(st) if stat.S_ISREG(st.st_mode) else None
@@ -444,24 +480,36 @@ def _known(
     manifest = path if os.path.isabs(path) else os.path.join(cwd, path)
     here = os.path.abspath(os.path.dirname(path))
     items = []
-    for k, role in enumerate(ROLES):
-        rel, fp, build_id, sha256 = fields[2 + 4 * k : 6 + 4 * k]
+    for role, at in zip(ROLES, (2, 19, 36), strict=True):
+        # Per role: path, fingerprint, then the binary's, shard's and metadata's keys.
+        rel, fp = fields[at], fields[at + 1]
         full = binary_path_str(path, here, rel, "", seen)
         bst = seen.get(full)
-        # The binary itself, not through a symlink, with the stat its check was recorded
-        # under: anything else (a symlink, a replaced file, a missing one) is planned.
-        if bst is None or not stat.S_ISREG(bst.st_mode) or not index.elf_checked(bst, fp):
+        # The binary itself, not through a symlink, with the stat it was checked under:
+        # anything else (a symlink, a replaced file, a missing one) is planned.
+        if bst is None or not stat.S_ISREG(bst.st_mode):
             return None
-        bits = _bits(role, build_id != NONE, sha256 != NONE)
-        known = complete.get((fp, bits))
-        if known is None:
-            known = complete[fp, bits] = index.complete(
-                fp, bits, layout.object_str(fp), layout.meta_str(fp)
-            )
-        if not known:
+        if key_of(bst) != " ".join(fields[at + 2 : at + 7]):
+            return None
+        shard, meta = layout.shard_str(fp), layout.meta_str(fp)
+        if shard not in keys:
+            keys[shard] = _key_of(shard, stat.S_ISDIR)
+        if meta not in keys:
+            keys[meta] = _key_of(meta, stat.S_ISREG)
+        if keys[shard] != " ".join(fields[at + 7 : at + 12]):
+            return None
+        if keys[meta] != " ".join(fields[at + 12 : at + 17]):
             return None
         items.append((manifest, arch, runtime, fp, full, layout.object_str(fp), role))
     return items
+
+
+def _key_of(path: str, kind: Callable[[int], bool]) -> str | None:
+    """The stat key of `path` (lstat) when it is of that kind, else None."""
+    from simpler_build.cache.index import key_of
+
+    st = _lstat(path)
+    return key_of(st) if st is not None and kind(st.st_mode) else None
 
 
 __all__ = [

@@ -1624,10 +1624,26 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "warm-known-trusts-a-replaced-binary",
         "cache/warm.py",
-        " or not index.elf_checked(bst, fp):\n",
-        ":\n",
+        '        if key_of(bst) != " ".join(fields[at + 2 : at + 7]):\n',
+        "        if False:\n",
         (IM + "test_a_replaced_or_symlinked_binary_is_checked_again",),
         "a binary replaced since it was recorded is checked again, index or not",
+    ),
+    m(
+        "warm-known-ignores-the-shard",
+        "cache/warm.py",
+        '        if keys[shard] != " ".join(fields[at + 7 : at + 12]):\n',
+        "        if False:\n",
+        (IM + "test_an_object_removed_or_metadata_edited_in_place_is_checked_again",),
+        "an entry whose object was removed since its manifest was recorded is put again",
+    ),
+    m(
+        "warm-known-ignores-the-metadata",
+        "cache/warm.py",
+        '        if keys[meta] != " ".join(fields[at + 12 : at + 17]):\n',
+        "        if False:\n",
+        (IM + "test_an_object_removed_or_metadata_edited_in_place_is_checked_again",),
+        "metadata edited in place since its manifest was recorded is read (and filled) again",
     ),
     m(
         "warm-known-skips-the-tree-check",

@@ -23,6 +23,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -194,19 +195,21 @@ def test_a_torn_or_damaged_manifest_line_costs_a_parse_never_a_wrong_answer(
 
 
 def test_a_manifest_too_recent_to_trust_is_not_recorded(tmp_path: Path, cache_dir: Path) -> None:
-    build = tmp_path / "build"
-    make_build(build, size=20_000)
-    warm(ArtifactCache(cache_dir), [build])
-    oldest = min(min(os.stat(m).st_mtime_ns, os.stat(m).st_ctime_ns) for m in find_manifests(build))
-    cache = ArtifactCache(cache_dir)  # no manifest has settled by this clock
-    cache._index = StatIndex(cache.root, clock=lambda: oldest + RACY_NS - 1)
+    """Everything else settled long ago by the index's clock; the manifests' mtime is
+    within the racy window of it, so no manifest line may be written."""
+    build = _recorded(tmp_path, cache_dir)
+    clock = time.time_ns() + 1000 * RACY_NS
+    for m in find_manifests(build):
+        os.utime(m, ns=(clock - 1, clock - 1))  # a new key, and a racy one
+    cache = ArtifactCache(cache_dir)
+    cache._index = StatIndex(cache.root, clock=lambda: clock)
     clear_memo()
-    warm(cache, [build])
-    text = (cache_dir / INDEX_NAME).read_text() if (cache_dir / INDEX_NAME).exists() else ""
-    assert "manifest " not in text
+    report = warm(cache, [build])
+    assert report.counts() == (0, 12)
+    assert _known(build, cache_dir) == [False] * 4
     clear_memo()
-    warm(_trusting(cache_dir), [build])  # once settled, they are
-    assert (cache_dir / INDEX_NAME).read_text().count("manifest ") == 4
+    warm(_trusting(cache_dir), [build])  # once settled, they are recorded
+    assert _known(build, cache_dir) == [True] * 4
 
 
 def test_a_manifest_whose_path_has_a_space_is_not_recorded_but_warms(
@@ -295,3 +298,33 @@ def test_a_report_with_answered_items_reads_counts_pickles_and_compares_as_made_
     assert again == report and again.present == report.present
     assert all(isinstance(i.source, Path) and isinstance(i.cache_path, Path) for i in again.present)
     assert report.present[0].manifest.is_absolute()
+
+
+def test_an_object_removed_or_metadata_edited_in_place_is_checked_again(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """The manifest line vouches for an entry through its shard directory (an object is
+    only created, replaced or removed by a rename or unlink there) and its metadata
+    file's own stat (which an edit in place changes, though the directory's does not)."""
+    build = _recorded(tmp_path, cache_dir)
+    manifest = build / "a5" / "host_build_graph" / MANIFEST_NAME
+    inner = json.loads(manifest.read_text())["binaries"]["inner_so"]["fingerprint"]
+    layout = Layout(cache_dir)
+    layout.object_path(inner).unlink()
+    assert _known(build, cache_dir) == [True, True, False, True]
+    report = warm(ArtifactCache(cache_dir), [build])
+    assert [i.fingerprint for i in report.added] == [inner]
+    clear_memo()
+    warm(_trusting(cache_dir), [build])  # recorded again
+    assert _known(build, cache_dir) == [True] * 4
+    meta_path = layout.meta_path(inner)
+    meta = json.loads(meta_path.read_text())
+    meta.update(runtime=None, role=None)
+    os.chmod(meta_path, 0o644)
+    with open(meta_path, "r+") as f:  # in place: same inode, the directory untouched
+        f.write(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        f.truncate()
+    assert _known(build, cache_dir) == [True, True, False, True]
+    warm(ArtifactCache(cache_dir), [build])
+    entry = ArtifactCache(cache_dir).entry(inner)
+    assert entry is not None and (entry.runtime, entry.role) == ("host_build_graph", "inner_so")
