@@ -25,7 +25,8 @@ the way git's index and ccache's manifests do.  Format and rules: FORMAT.md,
   call can set it back, so a rewrite that restores size and mtime still misses.
 - A manifest line is ``manifest <key> <arch> <runtime>`` and, per role (dispatcher,
   inner_so, aicore), ``<path> <fp> <binary key> <shard key> <metadata key>``, then
-  ``<check>``: a whole warm of the manifest file with stat ``<key>``, as ccache's
+  ``<check>``, each key one field (its five numbers joined by ``:``): a whole warm
+  of the manifest file with stat ``<key>``, as ccache's
   manifests record a compile's include files.  It is composed when a warm has just
   checked that manifest, from the source line of each binary (with ``elf``), the
   present line of each entry (holding every field the manifest wants) and the stat
@@ -81,10 +82,17 @@ def _line(payload: str) -> str:
 ELF_FLAG = "elf"
 _PRESENT = "present"
 _MANIFEST = "manifest"
-#: A manifest line: the tag, a five-number key, arch, runtime, per role a path, a
-#: fingerprint and three five-number keys (binary, shard, metadata), the check.
-_MANIFEST_ROLE_PARTS = 2 + 3 * 5
-_MANIFEST_PARTS = 1 + 5 + 2 + 3 * _MANIFEST_ROLE_PARTS + 1
+#: A manifest line: the tag, the manifest's key, arch, runtime, per role a path, a
+#: fingerprint and three keys (binary, shard, metadata), the check.  Its keys are the
+#: five numbers joined by ":" (`stat_token`), one field each.
+_MANIFEST_PARTS = 1 + 1 + 2 + 3 * 5 + 1
+
+
+def stat_token(st: os.stat_result) -> str:
+    """A stat's key as one field of a manifest line: the five numbers joined by ":"."""
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
 #: A bit per metadata field a put can fill in (a present line's `<fields>`).
 FIELD_BITS = {"arch": 1, "runtime": 2, "build_id": 4, "role": 8, "sha256": 16}
 
@@ -99,6 +107,16 @@ def _token(text: str) -> bool:
     return bool(text) and text.isascii() and text.isprintable() and " " not in text
 
 
+_SOURCE = "source"
+
+
+def _kind(key: str) -> str:
+    """Which kind of line has `key`: a manifest, a present or a source line."""
+    if key.startswith("manifest "):
+        return _MANIFEST
+    return _PRESENT if key.startswith("present ") else _SOURCE
+
+
 def key_of(st: os.stat_result) -> str:
     """The index key of a stat: device, inode, size, mtime_ns and ctime_ns."""
     return _key(st)
@@ -111,7 +129,8 @@ class StatIndex:
         self.root = os.fspath(root)
         self.path = os.path.join(self.root, INDEX_NAME)
         self.clock = clock
-        self._entries: dict[str, str] | None = None  # key -> the whole verified-on-use line
+        self._lines: list[str] | None = None  # the file's lines, read on first lookup
+        self._kinds: dict[str, dict[str, str]] = {}  # kind -> key -> line (checked on use)
         self._used: dict[str, str] = {}  # key -> line of every entry this process used or made
         self._parsed: dict[str, list[str]] = {}  # key -> fields of its loaded, checked line
         self._pending: list[str] = []
@@ -137,31 +156,42 @@ class StatIndex:
         finally:
             os.close(fd)
 
-    def _load(self) -> dict[str, str]:
-        if self._entries is None:
-            entries: dict[str, str] = {}
+    def _load(self, kind: str) -> dict[str, str]:
+        """key -> line of the lines of one kind (`_MANIFEST`, `_PRESENT` or `_SOURCE`),
+        indexed on the first lookup of that kind: a warm answered by manifest lines
+        never indexes the thousands of source and present lines."""
+        entries = self._kinds.get(kind)
+        if entries is not None:
+            return entries
+        if self._lines is None:
             try:
-                text = self._read().decode("ascii")
+                self._lines = self._read().decode("ascii").split("\n")
             except UnicodeDecodeError:
-                text = ""
-            for line in text.split("\n"):
-                parts = line.split(" ")
-                n = len(parts)
-                if n == 7 or (n == 8 and parts[6] == ELF_FLAG):
-                    entries[" ".join(parts[:5])] = line
-                elif n == 14 and parts[0] == _PRESENT:
-                    entries[f"{_PRESENT} {parts[1]}"] = line
-                elif n == _MANIFEST_PARTS and parts[0] == _MANIFEST:
-                    entries[" ".join(parts[:6])] = line
-            self._entries = entries
-        return self._entries
+                self._lines = []
+        entries = self._kinds[kind] = {}
+        if kind == _MANIFEST:
+            for line in self._lines:
+                if line.startswith("manifest ") and line.count(" ") == _MANIFEST_PARTS - 1:
+                    entries[line[: line.index(" ", 9)]] = line
+        elif kind == _PRESENT:
+            for line in self._lines:
+                if line.startswith("present ") and line.count(" ") == 13:
+                    entries[line[: line.index(" ", 8)]] = line
+        else:
+            for line in self._lines:
+                n = line.count(" ")
+                if n == 6 or n == 7:
+                    parts = line.split(" ")
+                    if n == 6 or parts[6] == ELF_FLAG:
+                        entries[" ".join(parts[:5])] = line
+        return entries
 
     def _verified(self, key: str) -> list[str] | None:
         """The fields of `key`'s line when its check holds (caller holds the lock)."""
         parts = self._parsed.get(key)
         if parts is not None:
             return parts
-        line = self._load().get(key)
+        line = self._load(_kind(key)).get(key)
         if line is None:
             return None
         payload, _, check = line.rpartition(" ")
@@ -217,13 +247,13 @@ class StatIndex:
     def manifest(self, st: os.stat_result) -> list[str] | None:
         """The warm recorded for the manifest file with exactly this stat, or None:
         arch, runtime, then per role (dispatcher, inner_so, aicore) its path as the
-        manifest writes it, its fingerprint, and the five numbers of the stat keys
-        of the binary, of the entry's shard directory and of its metadata file."""
+        manifest writes it, its fingerprint, and the `stat_token`s of the binary, of
+        the entry's shard directory and of its metadata file."""
         with self._lock:
-            parts = self._verified(f"{_MANIFEST} {_key(st)}")
+            parts = self._verified(f"{_MANIFEST} {stat_token(st)}")
         if parts is None or len(parts) != _MANIFEST_PARTS - 1:
             return None
-        return parts[6:]
+        return parts[2:]
 
     def trusted(self, st: os.stat_result) -> bool:
         """Whether a file with this stat may be recorded (git's racy rule)."""
@@ -267,8 +297,8 @@ class StatIndex:
         its present line with those fields (lines this index holds or just made), every
         shard directory has settled (the racy rule) and every value can stand as one
         field (no space in a path).  Returns whether it was."""
-        key = _key(before)
-        if not self.trusted(before) or key != _key(after) or len(binaries) != 3:
+        key = stat_token(before)
+        if not self.trusted(before) or key != stat_token(after) or len(binaries) != 3:
             return False
         if not stat.S_ISREG(before.st_mode) or not (_token(arch) and _token(runtime)):
             return False
@@ -285,14 +315,15 @@ class StatIndex:
                     return False
                 if wanted & ~int(present[2]):
                     return False
-                values += [rel, fp, *source[:5], _key(shard), *present[8:13]]
+                values += [rel, fp, ":".join(source[:5]), stat_token(shard)]
+                values.append(":".join(present[8:13]))
         self._add(f"{_MANIFEST} {key}", f"{_MANIFEST} {key} {' '.join(values)}")
         return True
 
     def _add(self, key: str, payload: str) -> None:
         line = _line(payload)
         with self._lock:
-            if self._used.get(key) == line or self._load().get(key) == line:
+            if self._used.get(key) == line or self._load(_kind(key)).get(key) == line:
                 self._used[key] = line
                 return
             self._used[key] = line
@@ -358,4 +389,5 @@ __all__ = [
     "StatIndex",
     "field_bits",
     "key_of",
+    "stat_token",
 ]

@@ -470,7 +470,7 @@ def _known(
     seen: dict[str, os.stat_result],
     keys: dict[str, str | None],
 ) -> list[KnownItem] | None:
-    from simpler_build.cache.index import key_of
+    from simpler_build.cache.index import stat_token
 
     st = os.stat(path)
     fields = index.manifest(st) if stat.S_ISREG(st.st_mode) else None
@@ -480,36 +480,33 @@ def _known(
     manifest = path if os.path.isabs(path) else os.path.join(cwd, path)
     here = os.path.abspath(os.path.dirname(path))
     items = []
-    for role, at in zip(ROLES, (2, 19, 36), strict=True):
-        # Per role: path, fingerprint, then the binary's, shard's and metadata's keys.
-        rel, fp = fields[at], fields[at + 1]
+    for role, at in zip(ROLES, (2, 7, 12), strict=True):
+        rel, fp, binary_key, shard_key, meta_key = fields[at : at + 5]
         full = binary_path_str(path, here, rel, "", seen)
         bst = seen.get(full)
         # The binary itself, not through a symlink, with the stat it was checked under:
         # anything else (a symlink, a replaced file, a missing one) is planned.
-        if bst is None or not stat.S_ISREG(bst.st_mode):
-            return None
-        if key_of(bst) != " ".join(fields[at + 2 : at + 7]):
+        if bst is None or not stat.S_ISREG(bst.st_mode) or stat_token(bst) != binary_key:
             return None
         shard, meta = layout.shard_str(fp), layout.meta_str(fp)
         if shard not in keys:
             keys[shard] = _key_of(shard, stat.S_ISDIR)
+        if keys[shard] != shard_key:
+            return None
         if meta not in keys:
             keys[meta] = _key_of(meta, stat.S_ISREG)
-        if keys[shard] != " ".join(fields[at + 7 : at + 12]):
-            return None
-        if keys[meta] != " ".join(fields[at + 12 : at + 17]):
+        if keys[meta] != meta_key:
             return None
         items.append((manifest, arch, runtime, fp, full, layout.object_str(fp), role))
     return items
 
 
 def _key_of(path: str, kind: Callable[[int], bool]) -> str | None:
-    """The stat key of `path` (lstat) when it is of that kind, else None."""
-    from simpler_build.cache.index import key_of
+    """The stat token of `path` (lstat) when it is of that kind, else None."""
+    from simpler_build.cache.index import stat_token
 
     st = _lstat(path)
-    return key_of(st) if st is not None and kind(st.st_mode) else None
+    return stat_token(st) if st is not None and kind(st.st_mode) else None
 
 
 __all__ = [

@@ -1598,8 +1598,8 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "index-manifest-trusts-racy-manifests",
         "cache/index.py",
-        "        if not self.trusted(before) or key != _key(after)",
-        "        if key != _key(after)",
+        "        if not self.trusted(before) or key != stat_token(after)",
+        "        if key != stat_token(after)",
         (IM + "test_a_manifest_too_recent_to_trust_is_not_recorded",),
         "a manifest too recent to trust is never recorded in the stat index (git's racy rule)",
     ),
@@ -1607,8 +1607,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "index-manifest-keyed-by-inode",
         "cache/index.py",
         (
-            ('entries[" ".join(parts[:6])] = line', 'entries[" ".join(parts[:3])] = line'),
-            ('f"{_MANIFEST} {_key(st)}"', 'f"{_MANIFEST} {st.st_dev} {st.st_ino}"'),
+            (
+                "        key = stat_token(before)\n",
+                '        key = f"{before.st_dev}:{before.st_ino}"\n',
+            ),
+            ("key != stat_token(after) or len(binaries)", "False or len(binaries)"),
+            ('f"{_MANIFEST} {stat_token(st)}"', 'f"{_MANIFEST} {st.st_dev}:{st.st_ino}"'),
         ),
         (IM + "test_a_rewritten_manifest_is_read_again_even_with_its_old_size_and_mtime",),
         "a manifest rewritten in place (old size and mtime back) is parsed again",
@@ -1624,15 +1628,15 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "warm-known-trusts-a-replaced-binary",
         "cache/warm.py",
-        '        if key_of(bst) != " ".join(fields[at + 2 : at + 7]):\n',
-        "        if False:\n",
+        " or stat_token(bst) != binary_key:\n",
+        ":\n",
         (IM + "test_a_replaced_or_symlinked_binary_is_checked_again",),
         "a binary replaced since it was recorded is checked again, index or not",
     ),
     m(
         "warm-known-ignores-the-shard",
         "cache/warm.py",
-        '        if keys[shard] != " ".join(fields[at + 7 : at + 12]):\n',
+        "        if keys[shard] != shard_key:\n",
         "        if False:\n",
         (IM + "test_an_object_removed_or_metadata_edited_in_place_is_checked_again",),
         "an entry whose object was removed since its manifest was recorded is put again",
@@ -1640,7 +1644,7 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "warm-known-ignores-the-metadata",
         "cache/warm.py",
-        '        if keys[meta] != " ".join(fields[at + 12 : at + 17]):\n',
+        "        if keys[meta] != meta_key:\n",
         "        if False:\n",
         (IM + "test_an_object_removed_or_metadata_edited_in_place_is_checked_again",),
         "metadata edited in place since its manifest was recorded is read (and filled) again",
