@@ -37,6 +37,10 @@ the way git's index and ccache's manifests do.  Format and rules: FORMAT.md,
   shard directory, which changes that directory's stat.)  ``<path>`` is the
   manifest's own relative text; warm still resolves it and checks it stays in the
   tree.
+- A tree line is ``tree <root>`` and, per directory a walk of that build directory
+  listed, ``<path relative to root> <stat key> <0|1>`` (1: it holds a manifest):
+  while every directory keeps its stat, nothing was added, removed or renamed in
+  any of them, and the walk need not list them again.
 - Writers append whole lines with O_APPEND and never lock; a file over
   `MAX_BYTES` is rewritten (temp file + rename) with the entries this process
   used.  A line lost in a race is a re-hash later, nothing more.
@@ -110,10 +114,15 @@ def _token(text: str) -> bool:
 _SOURCE = "source"
 
 
+_TREE = "tree"
+
+
 def _kind(key: str) -> str:
-    """Which kind of line has `key`: a manifest, a present or a source line."""
+    """Which kind of line has `key`: a manifest, tree, present or source line."""
     if key.startswith("manifest "):
         return _MANIFEST
+    if key.startswith("tree "):
+        return _TREE
     return _PRESENT if key.startswith("present ") else _SOURCE
 
 
@@ -173,6 +182,10 @@ class StatIndex:
             for line in self._lines:
                 if line.startswith("manifest ") and line.count(" ") == _MANIFEST_PARTS - 1:
                     entries[line[: line.index(" ", 9)]] = line
+        elif kind == _TREE:
+            for line in self._lines:
+                if line.startswith("tree ") and line.count(" ") % 3 == 2:
+                    entries[line[: line.index(" ", 5)]] = line
         elif kind == _PRESENT:
             for line in self._lines:
                 if line.startswith("present ") and line.count(" ") == 13:
@@ -254,6 +267,38 @@ class StatIndex:
         if parts is None or len(parts) != _MANIFEST_PARTS - 1:
             return None
         return parts[2:]
+
+    def tree(self, root: str) -> list[str] | None:
+        """The walk recorded for the build tree at `root` (absolute), or None: per
+        directory its path relative to the root ("." for the root), its stat token and
+        "1" when it holds an entry named runtime_binaries.json, else "0"."""
+        with self._lock:
+            parts = self._verified(f"{_TREE} {root}")
+        if parts is None or len(parts) % 3 != 2:
+            return None
+        return parts[2:]
+
+    def record_tree(
+        self, root: str, given: str, visited: Sequence[tuple[str, os.stat_result | None, bool]]
+    ) -> bool:
+        """Remember a walk of the tree at `root` (absolute; `given` is the root as the
+        walk was given it, which every path in `visited` starts with): each directory
+        listed, its stat from before it was listed and whether it holds a manifest.
+        Recorded only when every directory was listed whole and has settled (the racy
+        rule) and every path can stand as one field.  Returns whether it was."""
+        prefix = given if given.endswith(os.sep) else f"{given}{os.sep}"
+        if not _token(root) or not visited or visited[0][0] != given:
+            return False
+        values = []
+        for top, st, has in visited:
+            if st is None or not stat.S_ISDIR(st.st_mode) or not self.trusted(st):
+                return False
+            rel = "." if top == given else top[len(prefix) :]
+            if (not top.startswith(prefix) and top != given) or not _token(rel):
+                return False
+            values += [rel, stat_token(st), "1" if has else "0"]
+        self._add(f"{_TREE} {root}", f"{_TREE} {root} {' '.join(values)}")
+        return True
 
     def trusted(self, st: os.stat_result) -> bool:
         """Whether a file with this stat may be recorded (git's racy rule)."""

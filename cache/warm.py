@@ -156,15 +156,24 @@ def collect_manifests(sources: Iterable[str | Path]) -> list[Path]:
     return [Path(path) for path in _collect(sources)]
 
 
-def _collect(sources: Iterable[str | Path]) -> list[str]:
-    """`collect_manifests` as strings (a thousand Paths cost `cache warm` milliseconds)."""
+def _collect(
+    sources: Iterable[str | Path],
+    index: StatIndex | None = None,
+    seen: dict[str, os.stat_result] | None = None,
+) -> list[str]:
+    """`collect_manifests` as strings (a thousand Paths cost `cache warm` milliseconds).
+
+    With `index`, a single build directory whose walk the index recorded is not
+    listed again while every directory in it keeps its stat (`_walk`); `seen` then
+    receives the lstats of its directories (absolute paths) for `known_items`.
+    """
     sources = list(sources)
-    seen: set[Path] = set()
+    seen_paths: set[Path] = set()
     out: list[str] = []
     for raw in sources:
         src = Path(raw)
         if src.is_dir():
-            found = find_manifest_strs(src)
+            found = _walk(src, index, seen) if len(sources) == 1 else find_manifest_strs(src)
             if not found:
                 raise SourceError(src, f"no {MANIFEST_NAME} under this directory (build first?)")
         elif src.exists():
@@ -175,10 +184,57 @@ def _collect(sources: Iterable[str | Path]) -> list[str]:
             return found  # one walk, or one file: nothing to drop twice
         for path in found:
             key = Path(path).absolute()
-            if key not in seen:
-                seen.add(key)
+            if key not in seen_paths:
+                seen_paths.add(key)
                 out.append(path)
     return out
+
+
+def _walk(src: Path, index: StatIndex | None, seen: dict[str, os.stat_result] | None) -> list[str]:
+    """`find_manifest_strs(src)`, answered by the stat index's tree line when every
+    directory it lists has the stat recorded (a directory's stat changes whenever an
+    entry is added, removed or renamed in it), else walked (and recorded)."""
+    if index is None:
+        return find_manifest_strs(src)
+    from simpler_build.cache.index import stat_token
+
+    given = os.fspath(src)
+    root = os.path.abspath(given)
+    recorded = index.tree(root)
+    if recorded is not None:
+        prefix = given if given.endswith(os.sep) else f"{given}{os.sep}"
+        found: list[str] = []
+        lstats: dict[str, os.stat_result] = {}
+        for k in range(0, len(recorded), 3):
+            rel, token, has = recorded[k : k + 3]
+            top = given if rel == "." else f"{prefix}{rel}"
+            st = _stat(top) if rel == "." else _lstat(top)
+            if st is None or not stat.S_ISDIR(st.st_mode) or stat_token(st) != token:
+                break
+            if rel != ".":
+                lstats[top] = st
+            if has == "1":
+                found.append(f"{top if top.endswith(os.sep) else top + os.sep}{MANIFEST_NAME}")
+        else:
+            if seen is not None and given == root:  # absolute and normalized: `seen`'s keys
+                seen.update(lstats)
+            found.sort(key=_components)
+            return found
+    visited: list[tuple[str, os.stat_result | None, bool]] = []
+    found = find_manifest_strs(given, visited)
+    index.record_tree(root, given, visited)
+    return found
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _components(path: str) -> list[str]:
+    return path.split(os.sep)
 
 
 def check_manifest(path: Path, index: StatIndex | None = None) -> list[WarmTask]:
@@ -362,7 +418,6 @@ def warm_root(
     number of tasks to apply and may return a callback run after each (a progress bar).
     The report lists every manifest's binaries in order, as `apply(cache, plan(...))`.
     """
-    paths = _collect(sources)
     if cache is not None:
         index, layout = cache._stat_index(), cache.layout
     else:
@@ -370,12 +425,19 @@ def warm_root(
         from simpler_build.cache.layout import Layout
 
         index, layout = StatIndex(root), Layout(root)
-    known = known_items(paths, index, layout)
+    seen: dict[str, os.stat_result] = {}  # lstats of path components, for this warm
+    try:
+        paths = _collect(sources, index, seen)
+        known = known_items(paths, index, layout, seen)
+    except BaseException:
+        index.flush()  # a tree walked and recorded before a bad source stays recorded
+        raise
     unknown = [path for path, items in zip(paths, known, strict=True) if items is None]
     if not unknown:
         report = WarmReport()
         for items in known:
             report.extend_known(items or [])
+        index.flush()  # a tree line, if the walk was recorded
         return report, cache
     if cache is None:
         from simpler_build.cache.store import ArtifactCache
@@ -410,7 +472,10 @@ def warm_root(
 
 
 def known_items(
-    paths: Sequence[str | Path], index: StatIndex, layout: Layout
+    paths: Sequence[str | Path],
+    index: StatIndex,
+    layout: Layout,
+    seen: dict[str, os.stat_result] | None = None,
 ) -> list[list[KnownItem] | None]:
     """For each manifest, its binaries (as strings) when the stat index answers it whole
     (its manifest line, and the manifest, binaries and store entries all with the stats
@@ -419,7 +484,8 @@ def known_items(
     Nothing here raises for bad input or writes anything: whatever is not answered,
     errors included, is left to `check_manifest`, which reports it.
     """
-    seen: dict[str, os.stat_result] = {}  # lstats of the path components of this warm
+    if seen is None:
+        seen = {}  # lstats of the path components of this warm
     keys: dict[str, str | None] = {}  # shard directory or metadata file -> its stat key
     out: list[list[KnownItem] | None] = []
     cwd = os.getcwd()

@@ -22,7 +22,7 @@ from simpler_build.files import FileTooLarge, NotRegularFile, read_regular_stat
 # manifest is parsed (an unchanged one is answered by the stat index, cache/index.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from typing import Any, ClassVar
 
 MANIFEST_NAME = "runtime_binaries.json"
@@ -348,43 +348,60 @@ def find_manifests(root: str | os.PathLike[str]) -> list[Path]:
     return [Path(found) for found in find_manifest_strs(p)]
 
 
-def find_manifest_strs(root: str | os.PathLike[str]) -> list[str]:
+def find_manifest_strs(
+    root: str | os.PathLike[str],
+    visited: list[tuple[str, os.stat_result | None, bool]] | None = None,
+) -> list[str]:
     """`find_manifests` of a directory, as strings joined to `root` as given, in the
-    order sorted Paths have (component by component)."""
+    order sorted Paths have (component by component).
+
+    With `visited`, each directory walked is appended to it with its stat, taken
+    before it is listed (`stat` of the root, `lstat` below it; None when that
+    failed), and whether it holds an entry named `MANIFEST_NAME`: what the stat
+    index keeps so that an unchanged tree need not be listed again (cache/index.py).
+    """
     found: list[str] = []
-    pending = [os.fspath(root)]
+    start = os.fspath(root)
+    pending = [start]
     while pending:
         top = pending.pop()
         prefix = top if top.endswith(os.sep) else f"{top}{os.sep}"  # os.path.join's rule
+        st = None
+        if visited is not None:
+            try:
+                st = os.stat(top) if top is start else os.lstat(top)
+            except OSError:
+                st = None
         try:
             entries = os.scandir(top)
         except OSError:
+            if visited is not None:
+                visited.append((top, None, False))
             continue  # os.walk's default: a directory it cannot list is skipped
+        has = False
         with entries:
-            for entry in _entries(entries):
-                if entry.name == MANIFEST_NAME:
-                    found.append(f"{prefix}{MANIFEST_NAME}")  # a file or not: reported
-                try:
-                    is_dir = entry.is_dir()
-                except OSError:
-                    is_dir = False
-                if is_dir:
+            try:
+                for entry in entries:
+                    if entry.name == MANIFEST_NAME:
+                        found.append(f"{prefix}{MANIFEST_NAME}")  # a file or not: reported
+                        has = True
                     try:
-                        is_link = entry.is_symlink()
+                        is_dir = entry.is_dir()
                     except OSError:
-                        is_link = False
-                    if not is_link:
-                        pending.append(f"{prefix}{entry.name}")
+                        is_dir = False
+                    if is_dir:
+                        try:
+                            is_link = entry.is_symlink()
+                        except OSError:
+                            is_link = False
+                        if not is_link:
+                            pending.append(f"{prefix}{entry.name}")
+            except OSError:
+                st = None  # a listing that failed midway ends it (as os.walk's); not kept
+        if visited is not None:
+            visited.append((top, st, has))
     found.sort(key=_components)
     return found
-
-
-def _entries(entries: Iterator[os.DirEntry[str]]) -> Iterator[os.DirEntry[str]]:
-    """The entries of a listing; one that fails midway ends it (as os.walk does)."""
-    try:
-        yield from entries
-    except OSError:
-        return
 
 
 def _components(path: str) -> list[str]:

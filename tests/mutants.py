@@ -1650,6 +1650,22 @@ MUTANTS: tuple[Mutant, ...] = (
         "metadata edited in place since its manifest was recorded is read (and filled) again",
     ),
     m(
+        "warm-walk-trusts-a-changed-directory",
+        "cache/warm.py",
+        " or stat_token(st) != token:\n",
+        ":\n",
+        (IM + "test_a_tree_line_answers_the_walk_until_a_directory_changes",),
+        "a build tree whose directories changed is walked again (a manifest added or removed)",
+    ),
+    m(
+        "index-tree-trusts-racy-directories",
+        "cache/index.py",
+        " or not self.trusted(st):\n",
+        ":\n",
+        (IM + "test_a_tree_too_recent_to_trust_is_not_recorded",),
+        "a walk of directories too recent to trust is never recorded (git's racy rule)",
+    ),
+    m(
         "warm-known-skips-the-tree-check",
         "cache/warm.py",
         '        full = binary_path_str(path, here, rel, "", seen)\n',

@@ -328,3 +328,41 @@ def test_an_object_removed_or_metadata_edited_in_place_is_checked_again(
     warm(ArtifactCache(cache_dir), [build])
     entry = ArtifactCache(cache_dir).entry(inner)
     assert entry is not None and (entry.runtime, entry.role) == ("host_build_graph", "inner_so")
+
+
+def test_a_tree_line_answers_the_walk_until_a_directory_changes(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """The walk of a build directory is recorded (every directory's stat, taken before
+    it is listed); a manifest added or removed anywhere changes a directory's stat, so
+    the tree is walked again and the report follows the build."""
+    build = _recorded(tmp_path, cache_dir)
+    root = str(build.absolute())
+    assert StatIndex(cache_dir).tree(root) is not None
+    assert warm(ArtifactCache(cache_dir), [build]).counts() == (0, 12)
+    # A new runtime (new directory under an arch) and a removed one.
+    write_manifest(build / "a5" / "extra_runtime", "a5", "extra_runtime", blob(7, 20_000))
+    (build / "a2a3" / "host_build_graph" / MANIFEST_NAME).unlink()
+    expected = _walk_sorted(build)
+    assert [Path(p) for p in collect_manifests([build])] == expected
+    report = warm(ArtifactCache(cache_dir), [build])
+    assert sorted({i.manifest for i in report.added + report.present}) == sorted(
+        m.absolute() for m in expected
+    )
+    # What the stat index now answers is the new tree, once it has settled.
+    clear_memo()
+    warm(_trusting(cache_dir), [build])
+    assert warm(ArtifactCache(cache_dir), [build]).counts() == (0, 12)
+
+
+def test_a_tree_too_recent_to_trust_is_not_recorded(tmp_path: Path, cache_dir: Path) -> None:
+    build = tmp_path / "build"
+    make_build(build, size=20_000)
+    cache = ArtifactCache(cache_dir)
+    newest = max(os.stat(d).st_ctime_ns for d in [build, *build.rglob("*")] if d.is_dir())
+    cache._index = StatIndex(cache.root, clock=lambda: newest + RACY_NS - 1)
+    warm(cache, [build])
+    assert StatIndex(cache_dir).tree(str(build.absolute())) is None
+    clear_memo()
+    warm(_trusting(cache_dir), [build])
+    assert StatIndex(cache_dir).tree(str(build.absolute())) is not None
