@@ -142,7 +142,7 @@ class StatIndex:
         self._kinds: dict[str, dict[str, str]] = {}  # kind -> key -> line (checked on use)
         self._used: dict[str, str] = {}  # key -> line of every entry this process used or made
         self._parsed: dict[str, list[str]] = {}  # key -> fields of its loaded, checked line
-        self._pending: list[str] = []
+        self._pending: dict[str, str] = {}  # key -> line not yet appended
         self._lock = allocate_lock()
         self.stats = {"hits": 0, "misses": 0, "recorded": 0, "present_hits": 0}
 
@@ -373,13 +373,13 @@ class StatIndex:
                 return
             self._used[key] = line
             self._parsed[key] = payload.split(" ")  # what this process knows, it may use
-            self._pending.append(line)
+            self._pending[key] = line  # a later line for the key replaces an unwritten one
             self.stats["recorded"] += 1
 
     def flush(self) -> None:
         """Append what was recorded (best effort: the index only saves work)."""
         with self._lock:
-            lines, self._pending = self._pending, []
+            lines, self._pending = list(self._pending.values()), {}
             if not lines or not os.path.isdir(self.root):
                 return
             data = "".join(f"{line}\n" for line in lines).encode("ascii")

@@ -486,7 +486,7 @@ def known_items(
     """
     if seen is None:
         seen = {}  # lstats of the path components of this warm
-    keys: dict[str, str | None] = {}  # shard directory or metadata file -> its stat key
+    keys: dict[str, str | None] = {}  # shard "<xx>/" or fingerprint -> its stat token
     out: list[list[KnownItem] | None] = []
     cwd = os.getcwd()
     for path in paths:
@@ -554,14 +554,16 @@ def _known(
         # anything else (a symlink, a replaced file, a missing one) is planned.
         if bst is None or not stat.S_ISREG(bst.st_mode) or stat_token(bst) != binary_key:
             return None
-        shard, meta = layout.shard_str(fp), layout.meta_str(fp)
+        # The entry: its shard directory (keyed "<xx>/") and metadata file (keyed by
+        # the fingerprint), each lstat'ed once per warm.
+        shard = f"{fp[:2]}/"
         if shard not in keys:
-            keys[shard] = _key_of(shard, stat.S_ISDIR)
+            keys[shard] = _key_of(layout.shard_str(fp), stat.S_ISDIR)
         if keys[shard] != shard_key:
             return None
-        if meta not in keys:
-            keys[meta] = _key_of(meta, stat.S_ISREG)
-        if keys[meta] != meta_key:
+        if fp not in keys:
+            keys[fp] = _key_of(layout.meta_str(fp), stat.S_ISREG)
+        if keys[fp] != meta_key:
             return None
         items.append((manifest, arch, runtime, fp, full, layout.object_str(fp), role))
     return items

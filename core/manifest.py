@@ -228,8 +228,19 @@ def binary_path_str(
     Strings, not pathlib, and `realpath` only when a component below the
     tree is a symlink: `cache warm` reads a thousand manifests in one go.
     After it, `seen` holds the lstat of the binary itself (unless the path
-    is the tree or a component is missing).
+    is the tree or a component is missing).  `here` is the manifest's
+    directory, absolute and normalized (`os.path.abspath`).
     """
+    sep = os.sep
+    plain = rel and sep not in rel and rel != "." and rel != ".." and "\0" not in rel
+    if plain and (os.altsep is None or os.altsep not in rel):
+        # A name in the manifest's own directory (the usual inner SO and AICore ELF):
+        # here/rel, inside the tree by construction; only a symlink can leave it.
+        tree = os.path.dirname(here)
+        if tree != here:
+            full = f"{here}{sep}{rel}"
+            if not _symlink_below(f"{tree.rstrip(sep)}{sep}", full, seen):
+                return full
     if not rel or "\0" in rel:
         raise ManifestError(p, f"{where}path must be a non-empty path without NUL bytes")
     if os.path.isabs(rel):
