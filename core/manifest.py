@@ -22,7 +22,7 @@ from simpler_build.files import FileTooLarge, NotRegularFile, read_regular_stat
 # manifest is parsed (an unchanged one is answered by the stat index, cache/index.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from typing import Any, ClassVar
 
 MANIFEST_NAME = "runtime_binaries.json"
@@ -197,12 +197,21 @@ def _name(p: Path, data: dict[str, Any], key: str, default: str | None = None) -
 
 def _symlink_below(prefix: str, full: str, seen: dict[str, os.stat_result]) -> bool:
     """Whether a component of `full` after `prefix` (a directory, ending in a separator)
-    may be a symlink: lstat each (once per manifest, or per `cache warm`: `seen` holds
-    the lstats of the directories and files already looked at); an error other than
-    "does not exist" counts as maybe."""
+    may be a symlink (`_any_symlink` of each component's path, in order)."""
+    paths = []
     path = prefix[:-1]
     for part in full[len(prefix) :].split(os.sep):
         path = f"{path}{os.sep}{part}"
+        paths.append(path)
+    return _any_symlink(paths, seen)
+
+
+def _any_symlink(paths: Iterable[str], seen: dict[str, os.stat_result]) -> bool:
+    """Whether one of `paths` (the components of a path, outermost first) may be a
+    symlink: lstat each (once per manifest, or per `cache warm`: `seen` holds the
+    lstats of the directories and files already looked at); an error other than
+    "does not exist" counts as maybe."""
+    for path in paths:
         st = seen.get(path)
         if st is None:
             try:
@@ -233,14 +242,13 @@ def binary_path_str(
     """
     sep = os.sep
     plain = rel and sep not in rel and rel != "." and rel != ".." and "\0" not in rel
-    if plain and (os.altsep is None or os.altsep not in rel):
+    if plain and (os.altsep is None or os.altsep not in rel) and here.rpartition(sep)[0]:
         # A name in the manifest's own directory (the usual inner SO and AICore ELF):
-        # here/rel, inside the tree by construction; only a symlink can leave it.
-        tree = os.path.dirname(here)
-        if tree != here:
-            full = f"{here}{sep}{rel}"
-            if not _symlink_below(f"{tree.rstrip(sep)}{sep}", full, seen):
-                return full
+        # here/rel, inside the tree by construction; only a symlink can leave it, and
+        # the components below the tree are the manifest's directory and the binary.
+        full = f"{here}{sep}{rel}"
+        if not _any_symlink((here, full), seen):
+            return full
     if not rel or "\0" in rel:
         raise ManifestError(p, f"{where}path must be a non-empty path without NUL bytes")
     if os.path.isabs(rel):
