@@ -25,6 +25,7 @@ from pathlib import Path
 from simpler_build.cache._record import Record
 from simpler_build.cache.errors import FingerprintMismatch, SourceError
 from simpler_build.cache.fingerprint import fingerprint_stat
+from simpler_build.cache.index import stat_token
 from simpler_build.files import NotRegularFile
 from simpler_build.manifest import (
     MANIFEST_NAME,
@@ -196,8 +197,6 @@ def _walk(src: Path, index: StatIndex | None, seen: dict[str, os.stat_result] | 
     entry is added, removed or renamed in it), else walked (and recorded)."""
     if index is None:
         return find_manifest_strs(src)
-    from simpler_build.cache.index import stat_token
-
     given = os.fspath(src)
     root = os.path.abspath(given)
     recorded = index.tree(root)
@@ -536,8 +535,6 @@ def _known(
     seen: dict[str, os.stat_result],
     keys: dict[str, str | None],
 ) -> list[KnownItem] | None:
-    from simpler_build.cache.index import stat_token
-
     st = os.stat(path)
     fields = index.manifest(st) if stat.S_ISREG(st.st_mode) else None
     if fields is None:
@@ -571,8 +568,6 @@ def _known(
 
 def _key_of(path: str, kind: Callable[[int], bool]) -> str | None:
     """The stat token of `path` (lstat) when it is of that kind, else None."""
-    from simpler_build.cache.index import stat_token
-
     st = _lstat(path)
     return stat_token(st) if st is not None and kind(st.st_mode) else None
 
