@@ -1644,7 +1644,7 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "warm-known-ignores-the-metadata",
         "cache/warm.py",
-        "        if keys[meta] != meta_key:\n",
+        "        if keys[fp] != meta_key:\n",
         "        if False:\n",
         (IM + "test_an_object_removed_or_metadata_edited_in_place_is_checked_again",),
         "metadata edited in place since its manifest was recorded is read (and filled) again",
