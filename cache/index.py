@@ -38,7 +38,8 @@ the way git's index and ccache's manifests do.  Format and rules: FORMAT.md,
   manifest's own relative text; warm still resolves it and checks it stays in the
   tree.
 - A tree line is ``tree <root>`` and, per directory a walk of that build directory
-  listed, ``<path relative to root> <stat key> <0|1>`` (1: it holds a manifest):
+  listed, ``<path relative to root> <stat key joined by ":"> <0|1>`` (1: it holds a
+  manifest):
   while every directory keeps its stat, nothing was added, removed or renamed in
   any of them, and the walk need not list them again.
 - Writers append whole lines with O_APPEND and never lock; a file over
@@ -112,8 +113,6 @@ def _token(text: str) -> bool:
 
 
 _SOURCE = "source"
-
-
 _TREE = "tree"
 
 
@@ -166,7 +165,7 @@ class StatIndex:
             os.close(fd)
 
     def _load(self, kind: str) -> dict[str, str]:
-        """key -> line of the lines of one kind (`_MANIFEST`, `_PRESENT` or `_SOURCE`),
+        """key -> line of the lines of one kind (`_MANIFEST`, `_TREE`, `_PRESENT`, `_SOURCE`),
         indexed on the first lookup of that kind: a warm answered by manifest lines
         never indexes the thousands of source and present lines."""
         entries = self._kinds.get(kind)

@@ -8,12 +8,14 @@ only stats the published object and reads its metadata -- no lock, no copy,
 no re-hash of the cached bytes -- which keeps `simpler-build cache warm` fast.
 
 `warm_root` (what `warm` and the CLI run) first asks the stat index
-(index.py) about each manifest: one whose file, binaries and store entries
-all have the stats recorded there is answered with a stat of the manifest,
-an lstat of each path component and two lstats per entry -- no manifest
-parsed, no binary opened, and not even the store module imported when every
-manifest is answered so.  Only the rest go through `plan` and `apply`, so a
-warm costs little more than what changed.
+(index.py): a build directory whose directories kept their stats is not
+listed again (its tree line), and a manifest whose file, binaries and store
+entries kept the stats its manifest line records is answered with a stat of
+the manifest, an lstat of each path component and of each entry's metadata
+file (and of each shard directory, once per warm) -- no manifest parsed, no
+binary opened, and not even the store module imported when every manifest
+is answered so.  Only the rest go through `plan` and `apply`, so a warm costs
+little more than what changed.
 """
 
 from __future__ import annotations
