@@ -529,6 +529,10 @@ def _bits(role: str, has_build_id: bool, has_sha256: bool) -> int:
     return bits
 
 
+#: Each role and where its five fields start in a manifest line (after arch, runtime).
+_ROLE_FIELDS = tuple(zip(ROLES, (2, 7, 12), strict=True))
+
+
 def _known(
     path: str,
     cwd: str,
@@ -545,7 +549,7 @@ def _known(
     manifest = path if os.path.isabs(path) else os.path.join(cwd, path)
     here = os.path.abspath(os.path.dirname(path))
     items = []
-    for role, at in zip(ROLES, (2, 7, 12), strict=True):
+    for role, at in _ROLE_FIELDS:
         rel, fp, binary_key, shard_key, meta_key = fields[at : at + 5]
         full = binary_path_str(path, here, rel, "", seen)
         bst = seen.get(full)
@@ -556,13 +560,15 @@ def _known(
         # The entry: its shard directory (keyed "<xx>/") and metadata file (keyed by
         # the fingerprint), each lstat'ed once per warm.
         shard = f"{fp[:2]}/"
-        if shard not in keys:
-            keys[shard] = _key_of(layout.shard_str(fp), stat.S_ISDIR)
-        if keys[shard] != shard_key:
+        token = keys.get(shard, "")
+        if token == "":
+            token = keys[shard] = _key_of(layout.shard_str(fp), stat.S_ISDIR)
+        if token != shard_key:
             return None
-        if fp not in keys:
-            keys[fp] = _key_of(layout.meta_str(fp), stat.S_ISREG)
-        if keys[fp] != meta_key:
+        token = keys.get(fp, "")
+        if token == "":
+            token = keys[fp] = _key_of(layout.meta_str(fp), stat.S_ISREG)
+        if token != meta_key:
             return None
         items.append((manifest, arch, runtime, fp, full, layout.object_str(fp), role))
     return items
