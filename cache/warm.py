@@ -206,14 +206,18 @@ def _walk(src: Path, index: StatIndex | None, seen: dict[str, os.stat_result] | 
         prefix = given if given.endswith(os.sep) else f"{given}{os.sep}"
         found: list[str] = []
         lstats: dict[str, os.stat_result] = {}
-        for k in range(0, len(recorded), 3):
-            rel, token, has = recorded[k : k + 3]
-            top = given if rel == "." else f"{prefix}{rel}"
-            st = _stat(top) if rel == "." else _lstat(top)
+        it = iter(recorded)
+        for rel, token, has in zip(it, it, it, strict=True):
+            if rel == ".":
+                top, st = given, _stat(given)
+            else:
+                top = f"{prefix}{rel}"
+                try:
+                    st = lstats[top] = os.lstat(top)
+                except (OSError, ValueError):
+                    break
             if st is None or not stat.S_ISDIR(st.st_mode) or stat_token(st) != token:
                 break
-            if rel != ".":
-                lstats[top] = st
             if has == "1":
                 found.append(f"{top if top.endswith(os.sep) else top + os.sep}{MANIFEST_NAME}")
         else:
