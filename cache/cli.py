@@ -14,7 +14,6 @@ on a warm cache runs in every build and CI shard.  Habits follow ccache's:
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -325,6 +324,8 @@ class _Out:
         print(text)
 
     def emit(self, obj: dict[str, Any]) -> None:
+        import json
+
         head = {"schema_version": SCHEMA_VERSION}
         if self.root is not None:
             head["cache_root"] = str(self.root)  # type: ignore[assignment]
@@ -332,32 +333,40 @@ class _Out:
         sys.stdout.write("\n")
 
 
-def _warm(cache: Any, args: argparse.Namespace, out: _Out) -> int:
+def _warm(cache: Any | None, args: argparse.Namespace, out: _Out) -> int:
+    """`cache warm`; `run` passes no `cache`, so that none (nor the store module) is
+    made when the stat index answers every manifest (warm.py `warm_root`)."""
     from simpler_build.cache import warm
+    from simpler_build.cache.paths import resolve_root
 
-    tasks = warm.plan(args.sources, cache)
-    bar = None
+    root = out.root = cache.root if cache is not None else resolve_root(args.cache_dir)
+    bars: list[Any] = []
     show_bar = not out.json and not out.quiet and not out.verbose
-    if show_bar and sys.stderr.isatty() and len(tasks) >= PROGRESS_MIN_ENTRIES:
+
+    def on_plan(count: int) -> Callable[[warm.WarmTask], None] | None:
+        if not (show_bar and count >= PROGRESS_MIN_ENTRIES and sys.stderr.isatty()):
+            return None
         from tqdm import tqdm
 
-        bar = tqdm(total=len(tasks), unit="so", desc="warm", file=sys.stderr, leave=False)
+        bar = tqdm(total=count, unit="so", desc="warm", file=sys.stderr, leave=False)
+        bars.append(bar)
+        return lambda _task: bar.update()
+
     try:
-        report = warm.apply(cache, tasks, on_done=(lambda _t: bar.update()) if bar else None)
+        report, cache = warm.warm_root(root, args.sources, on_plan, cache)
     finally:
-        if bar is not None:
+        for bar in bars:
             bar.close()
-    cleanup = _cleanup_if_over(cache) if report.added else None
+    cleanup = _cleanup_if_over(cache) if report.added and cache is not None else None
     if out.json:
         out.emit({**report.to_json(), "cleanup": cleanup})
         return 0
-    for label, items in (("added", report.added), ("present", report.present)):
-        for i in items:
-            out.item(f"{label:8} {i.fingerprint}  {i.arch}/{i.runtime}  {i.source}")
-    out.line(
-        f"warm: {len(report.added)} added, {len(report.present)} already present"
-        f" (cache: {cache.root})"
-    )
+    if out.verbose:
+        for label, items in (("added", report.added), ("present", report.present)):
+            for i in items:
+                out.item(f"{label:8} {i.fingerprint}  {i.arch}/{i.runtime}  {i.source}")
+    added, present = report.counts()
+    out.line(f"warm: {added} added, {present} already present (cache: {root})")
     _cleanup_line(out, cleanup)
     return 0
 
@@ -437,6 +446,8 @@ def _problems(out: _Out, lines: list[str], code: int) -> None:
     if not lines:
         return
     if out.json:
+        import json
+
         json.dump(
             {
                 "schema_version": SCHEMA_VERSION,
@@ -752,6 +763,8 @@ def report_error(
 ) -> int:
     """One error: a line `<prog>: error: <message>`, or with --json an object on stderr."""
     if json_mode:
+        import json
+
         obj = {"message": message, "kind": kind, "exit_code": code, **extra}
         err: IO[str] = sys.stderr
         json.dump({"schema_version": SCHEMA_VERSION, "error": obj}, err)
@@ -868,9 +881,6 @@ def fast_parse(
 
 def run(args: argparse.Namespace, json_mode: bool) -> int:
     """Run a parsed `cache` command; every error becomes one line (or one JSON object)."""
-    from simpler_build.cache.store import ArtifactCache
-    from simpler_build.remote.errors import RemoteConfigError
-
     out = _Out(args)
     verbosity = int(getattr(args, "verbose", 0) or 0)
     if verbosity > 1:  # -v is a line per item; beyond it, the simpler_build log on stderr
@@ -878,15 +888,18 @@ def run(args: argparse.Namespace, json_mode: bool) -> int:
 
         enable_stderr(verbosity - 1)
     try:
-        cache = ArtifactCache(args.cache_dir)
-        out.root = cache.root
-        code = _COMMANDS[args.command](cache, args, out)
+        if args.command == "warm":
+            code = _warm(None, args, out)
+        else:
+            from simpler_build.cache.store import ArtifactCache
+
+            cache = ArtifactCache(args.cache_dir)
+            out.root = cache.root
+            code = _COMMANDS[args.command](cache, args, out)
         sys.stdout.flush()  # here, so a closed pipe is seen below and not at exit
         return code
     except UsageError as exc:
         return usage_error(exc, json_mode)
-    except RemoteConfigError as exc:
-        return report_error(json_mode, PROG, str(exc), 2, kind="config")
     except CacheError as exc:
         from simpler_build.cache.config import ConfigError
 
@@ -904,6 +917,12 @@ def run(args: argparse.Namespace, json_mode: bool) -> int:
         return report_error(json_mode, PROG, message, 1, kind="os", path=str(where))
     except KeyboardInterrupt:
         return 130
+    except SimplerError as exc:
+        # A bad remote URL (only a command that opened the remote module can raise one).
+        remote_errors = sys.modules.get("simpler_build.remote.errors")
+        if remote_errors is None or not isinstance(exc, remote_errors.RemoteConfigError):
+            raise
+        return report_error(json_mode, PROG, str(exc), 2, kind="config")
 
 
 def main(argv: list[str] | None = None) -> int:

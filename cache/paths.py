@@ -19,6 +19,12 @@ def default_cache_root() -> Path:
     return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
 
 
+def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """The absolute cache root for `root` (None: `default_cache_root()`), as
+    `ArtifactCache(root).root` has it: `cache warm` resolves it without the store."""
+    return Path(default_cache_root() if root is None else root).expanduser().absolute()
+
+
 def scons_cache_dir(root: Path | None = None) -> Path:
     """SCons's own CacheDir for derived files, kept apart from our object store."""
     return (root or default_cache_root()) / "scons"

@@ -56,13 +56,11 @@ META_MODE = 0o644
 LOCK_TIMEOUT = 300.0
 
 
-#: A bit per metadata field a put can fill in (the stat index's `present` lines).
-_FIELD_BITS = {"arch": 1, "runtime": 2, "build_id": 4, "role": 8, "sha256": 16}
-
-
 def _field_bits(values: dict[str, Any]) -> int:
-    """The bits of the fields that `values` gives (not None)."""
-    return sum(bit for name, bit in _FIELD_BITS.items() if values.get(name) is not None)
+    """The bits of the metadata fields that `values` gives (the stat index's encoding)."""
+    from simpler_build.cache.index import field_bits
+
+    return field_bits(values)
 
 
 def _check_fp(fingerprint: str) -> str:
@@ -77,11 +75,9 @@ class ArtifactCache:
     object evicts least-recently-used entries down to the bound."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None, max_bytes: int | None = None):
-        if root is None:
-            from simpler_build.cache.paths import default_cache_root
+        from simpler_build.cache.paths import resolve_root
 
-            root = default_cache_root()
-        self.root = Path(root).expanduser().absolute()
+        self.root = resolve_root(root)
         self.max_bytes = max_bytes
         self.layout = Layout(self.root)
         self._counters = Counters(self.layout.stats_file, self._ensure_root)
@@ -242,24 +238,9 @@ class ArtifactCache:
 
     def _known_complete(self, fp: str, wanted: dict[str, str | None], index: StatIndex) -> bool:
         """Whether the stat index shows entry `fp` published with metadata holding every
-        value in `wanted`, and both files still have the stats it recorded: two lstats,
-        no open.  (Object and metadata are only ever replaced by a rename, and the
-        index's racy rule covers a replacement within the timestamp granularity.)"""
-        known = index.present(fp)
-        if known is None or _field_bits(wanted) & ~known[2]:
-            return False
-        from simpler_build.cache.index import key_of
-
-        try:
-            obj = os.lstat(self.layout.object_str(fp))
-            meta = os.lstat(self.layout.meta_str(fp))
-        except OSError:
-            return False
-        return (
-            stat.S_ISREG(obj.st_mode)
-            and stat.S_ISREG(meta.st_mode)
-            and key_of(obj) == known[0]
-            and key_of(meta) == known[1]
+        value in `wanted`, both files unchanged since (index.py `StatIndex.complete`)."""
+        return index.complete(
+            fp, _field_bits(wanted), self.layout.object_str(fp), self.layout.meta_str(fp)
         )
 
     def _write_meta(self, entry: CacheEntry) -> None:

@@ -108,6 +108,14 @@ def reused_buffer(local: threading.local, need: int, cap: int) -> bytearray:
 
 def read_regular(path: str | os.PathLike[str], max_size: int | None = None) -> bytes:
     """The whole content of a regular file (refusing one over `max_size` bytes)."""
+    return read_regular_stat(path, max_size)[0]
+
+
+def read_regular_stat(
+    path: str | os.PathLike[str], max_size: int | None = None
+) -> tuple[bytes, os.stat_result, os.stat_result]:
+    """`read_regular`, with the descriptor's `fstat` before and after the read: a caller
+    that remembers what it parsed by stat (the stat index) does so only when they agree."""
     fd, st = open_regular_stat(path)
     try:
         size = st.st_size
@@ -121,7 +129,7 @@ def read_regular(path: str | os.PathLike[str], max_size: int | None = None) -> b
         data = b"".join(parts)
         if max_size is not None and len(data) > max_size:  # grew while being read
             raise FileTooLarge(path, len(data), max_size)
-        return data
+        return data, st, os.fstat(fd)
     finally:
         os.close(fd)
 
@@ -133,5 +141,6 @@ __all__ = [
     "open_regular",
     "open_regular_stat",
     "read_regular",
+    "read_regular_stat",
     "reused_buffer",
 ]

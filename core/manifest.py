@@ -8,7 +8,6 @@ manifest's own directory so that a build tree can be moved or copied whole.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
@@ -17,11 +16,13 @@ from pathlib import Path
 from simpler_build.cache._record import Record
 from simpler_build.cache.fingerprint import is_fingerprint
 from simpler_build.errors import SimplerError
-from simpler_build.files import FileTooLarge, NotRegularFile, read_regular
+from simpler_build.files import FileTooLarge, NotRegularFile, read_regular_stat
 
-TYPE_CHECKING = False  # `cache warm` reads manifests: no typing/dataclasses at start-up
+# `cache warm` reads manifests: no typing/dataclasses at start-up, and json only when a
+# manifest is parsed (an unchanged one is answered by the stat index, cache/index.py).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from typing import Any, ClassVar
 
 MANIFEST_NAME = "runtime_binaries.json"
@@ -120,6 +121,8 @@ _HEX = frozenset("0123456789abcdef")
 
 def dump_manifest(manifest: Manifest) -> str:
     """Stable text: sorted keys, so an unchanged build writes identical bytes."""
+    import json
+
     return json.dumps(manifest.to_json(), indent=2, sort_keys=True) + "\n"
 
 
@@ -138,15 +141,28 @@ def _require(path: Path, obj: dict[str, Any], key: str, kind: type, where: str =
 MAX_MANIFEST_BYTES = 1 << 20
 #: No binary of this project is near this; a larger `size` is a corrupt manifest.
 MAX_BINARY_BYTES = 1 << 40
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
+_NAME_PATTERN = r"^[A-Za-z0-9_.+-]{1,64}$"
 #: A GNU build-id is hex; tools and tests may record other short labels.
-_BUILD_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
+_BUILD_ID_PATTERN = r"^[\x21-\x7e]{1,128}$"
+#: Compiled when a manifest is first parsed: `cache warm` answered by the stat index
+#: parses none, and each compile costs its start-up about 0.1 ms.
+_compiled: dict[str, re.Pattern[str]] = {}
 
 
-def _read(p: Path) -> Any:
-    """The parsed JSON of a manifest file; every failure is one ManifestError naming it."""
+def _matches(pattern: str, text: str) -> bool:
+    compiled = _compiled.get(pattern)
+    if compiled is None:
+        compiled = _compiled[pattern] = re.compile(pattern)
+    return compiled.match(text) is not None
+
+
+def _read(p: Path) -> tuple[Any, os.stat_result, os.stat_result]:
+    """The parsed JSON of a manifest file and its stats before and after the read; every
+    failure is one ManifestError naming it."""
+    import json
+
     try:
-        raw = read_regular(p, MAX_MANIFEST_BYTES)
+        raw, before, after = read_regular_stat(p, MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         raise ManifestError(p, "no such manifest") from None
     except (NotRegularFile, FileTooLarge) as exc:
@@ -160,7 +176,7 @@ def _read(p: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise ManifestError(p, f"not UTF-8 text (invalid byte at offset {exc.start})") from None
     try:
-        return json.loads(text)
+        return json.loads(text), before, after
     except json.JSONDecodeError as exc:
         raise ManifestError(p, f"not valid JSON: {exc.msg} at line {exc.lineno}") from None
     except RecursionError:
@@ -174,35 +190,44 @@ def _name(p: Path, data: dict[str, Any], key: str, default: str | None = None) -
     if default is not None and key not in data:
         return default
     value: str = _require(p, data, key, str)
-    if not _NAME_RE.match(value):
+    if not _matches(_NAME_PATTERN, value):
         raise ManifestError(p, f"{key} {value[:80]!r} is not a name (letters, digits, _.+-)")
     return value
 
 
-def _symlink_below(prefix: str, full: str, seen: dict[str, bool]) -> bool:
+def _symlink_below(prefix: str, full: str, seen: dict[str, os.stat_result]) -> bool:
     """Whether a component of `full` after `prefix` (a directory, ending in a separator)
-    may be a symlink: lstat each (once per manifest: `seen` holds the answers for the
-    directories its binaries share); an error other than "does not exist" counts as maybe."""
+    may be a symlink (`_any_symlink` of each component's path, in order)."""
+    paths = []
     path = prefix[:-1]
     for part in full[len(prefix) :].split(os.sep):
         path = f"{path}{os.sep}{part}"
-        known = seen.get(path)
-        if known is not None:
-            if known:
+        paths.append(path)
+    return _any_symlink(paths, seen)
+
+
+def _any_symlink(paths: Iterable[str], seen: dict[str, os.stat_result]) -> bool:
+    """Whether one of `paths` (the components of a path, outermost first) may be a
+    symlink: lstat each (once per manifest, or per `cache warm`: `seen` holds the
+    lstats of the directories and files already looked at); an error other than
+    "does not exist" counts as maybe."""
+    for path in paths:
+        st = seen.get(path)
+        if st is None:
+            try:
+                st = seen[path] = os.lstat(path)
+            except FileNotFoundError:
+                return False  # nothing below a missing component exists to escape through
+            except (OSError, ValueError):
                 return True
-            continue
-        try:
-            seen[path] = link = stat.S_ISLNK(os.lstat(path).st_mode)
-            if link:
-                return True
-        except FileNotFoundError:
-            return False  # nothing below a missing component exists to escape through
-        except (OSError, ValueError):
+        if stat.S_ISLNK(st.st_mode):
             return True
     return False
 
 
-def _binary_path(p: Path, here: str, rel: str, where: str, seen: dict[str, bool]) -> Path:
+def binary_path_str(
+    p: Path | str, here: str, rel: str, where: str, seen: dict[str, os.stat_result]
+) -> str:
     """Resolve a binary's path, which must stay inside the tree the manifest lives in.
 
     The tree is the directory above the manifest's (`lib/<arch>/`): it holds
@@ -211,7 +236,19 @@ def _binary_path(p: Path, here: str, rel: str, where: str, seen: dict[str, bool]
     symlink would get an arbitrary file published into the shared cache.
     Strings, not pathlib, and `realpath` only when a component below the
     tree is a symlink: `cache warm` reads a thousand manifests in one go.
+    After it, `seen` holds the lstat of the binary itself (unless the path
+    is the tree or a component is missing).  `here` is the manifest's
+    directory, absolute and normalized (`os.path.abspath`).
     """
+    sep = os.sep
+    plain = rel and sep not in rel and rel != "." and rel != ".." and "\0" not in rel
+    if plain and (os.altsep is None or os.altsep not in rel) and here.rpartition(sep)[0]:
+        # A name in the manifest's own directory (the usual inner SO and AICore ELF):
+        # here/rel, inside the tree by construction; only a symlink can leave it, and
+        # the components below the tree are the manifest's directory and the binary.
+        full = f"{here}{sep}{rel}"
+        if not _any_symlink((here, full), seen):
+            return full
     if not rel or "\0" in rel:
         raise ManifestError(p, f"{where}path must be a non-empty path without NUL bytes")
     if os.path.isabs(rel):
@@ -219,7 +256,7 @@ def _binary_path(p: Path, here: str, rel: str, where: str, seen: dict[str, bool]
     tree = os.path.dirname(here)
     full = os.path.normpath(os.path.join(here, rel))
     if full == tree:
-        return Path(full)
+        return full
     prefix = tree.rstrip(os.sep) + os.sep
     if not full.startswith(prefix):
         raise ManifestError(p, f"{where}path {rel[:200]!r} leads outside {tree}")
@@ -231,7 +268,7 @@ def _binary_path(p: Path, here: str, rel: str, where: str, seen: dict[str, bool]
             raise ManifestError(p, f"{where}path {rel[:200]!r} cannot be resolved") from None
         if real != real_tree and not real.startswith(real_tree.rstrip(os.sep) + os.sep):
             raise ManifestError(p, f"{where}path {rel[:200]!r} leaves {tree} through a symlink")
-    return Path(full)
+    return full
 
 
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:
@@ -240,13 +277,22 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     A directory is taken to mean the `runtime_binaries.json` inside it.  Any
     problem, however malformed the input, is one ManifestError naming the file.
     """
+    return load_manifest_stat(path)[0]
+
+
+def load_manifest_stat(
+    path: str | os.PathLike[str],
+) -> tuple[Manifest, dict[str, str], os.stat_result, os.stat_result]:
+    """`load_manifest`, with each role's path as the manifest writes it (relative) and
+    the file's stat before and after it was read: what the stat index (cache/index.py)
+    keeps of a manifest so that `cache warm` need not parse it again."""
     p = Path(path)
     try:
         if p.is_dir():
             p = p / MANIFEST_NAME
     except (OSError, ValueError):
         pass  # _read reports it against the path as given
-    data = _read(p)
+    data, before, after = _read(p)
     if not isinstance(data, dict):
         raise ManifestError(p, "top level must be a JSON object")
     version = _require(p, data, "schema_version", int)
@@ -260,8 +306,9 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     mode = _name(p, data, "mode", default="release")
     raw_bins = _require(p, data, "binaries", dict)
     here = os.path.abspath(p.parent)
-    seen: dict[str, bool] = {}  # lstat answers shared by the binaries of this manifest
+    seen: dict[str, os.stat_result] = {}  # lstats shared by the binaries of this manifest
     binaries: dict[str, BinaryRecord] = {}
+    rels: dict[str, str] = {}
     for role in ROLES:
         entry = _require(p, raw_bins, role, dict, "binaries.")
         where = f"binaries.{role}."
@@ -271,7 +318,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
             raise ManifestError(p, f"{where}fingerprint {fp[:80]!r} is not 16 lowercase hex digits")
         build_id = entry.get("build_id")
         if build_id is not None and not (
-            isinstance(build_id, str) and _BUILD_ID_RE.match(build_id)
+            isinstance(build_id, str) and _matches(_BUILD_ID_PATTERN, build_id)
         ):
             raise ManifestError(p, f"{where}build_id must be a short printable string or null")
         sha256 = None
@@ -284,16 +331,17 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         size = _require(p, entry, "size", int, where)
         if not 0 <= size <= MAX_BINARY_BYTES:
             raise ManifestError(p, f"{where}size {str(size)[:40]} is out of range")
+        rels[role] = rel
         binaries[role] = BinaryRecord(
             role=role,
-            path=_binary_path(p, here, rel, where, seen),
+            path=Path(binary_path_str(p, here, rel, where, seen)),
             size=size,
             fingerprint=fp,
             build_id=build_id,
             sha256=sha256,
         )
     toolchain = data.get("toolchain", {})
-    return Manifest(
+    manifest = Manifest(
         path=p.absolute(),
         arch=arch,
         runtime=runtime,
@@ -302,19 +350,78 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         toolchain=toolchain if isinstance(toolchain, dict) else {},
         schema_version=version,
     )
+    return manifest, rels, before, after
 
 
 def find_manifests(root: str | os.PathLike[str]) -> list[Path]:
     """Every manifest under a build tree (or the one file given), sorted.
 
-    Walks with `os.walk` (scandir, symlinked directories listed but not entered,
-    as `Path.rglob` does) at a third of rglob's cost for a thousand runtimes.
+    Walks as `os.walk` does (symlinked directories listed but not entered, as
+    `Path.rglob` does, and unreadable directories skipped) at a third of rglob's
+    cost for a thousand runtimes; `find_manifest_strs` is the same without a
+    Path per manifest.
     """
     p = Path(root)
     if p.is_file():
         return [p]
-    return sorted(
-        Path(top, MANIFEST_NAME)
-        for top, dirs, files in os.walk(p)
-        if MANIFEST_NAME in files or MANIFEST_NAME in dirs
-    )
+    return [Path(found) for found in find_manifest_strs(p)]
+
+
+def find_manifest_strs(
+    root: str | os.PathLike[str],
+    visited: list[tuple[str, os.stat_result | None, bool]] | None = None,
+) -> list[str]:
+    """`find_manifests` of a directory, as strings joined to `root` as given, in the
+    order sorted Paths have (component by component).
+
+    With `visited`, each directory walked is appended to it with its stat, taken
+    before it is listed (`stat` of the root, `lstat` below it; None when that
+    failed), and whether it holds an entry named `MANIFEST_NAME`: what the stat
+    index keeps so that an unchanged tree need not be listed again (cache/index.py).
+    """
+    found: list[str] = []
+    start = os.fspath(root)
+    pending = [start]
+    while pending:
+        top = pending.pop()
+        prefix = top if top.endswith(os.sep) else f"{top}{os.sep}"  # os.path.join's rule
+        st = None
+        if visited is not None:
+            try:
+                st = os.stat(top) if top is start else os.lstat(top)
+            except OSError:
+                st = None
+        try:
+            entries = os.scandir(top)
+        except OSError:
+            if visited is not None:
+                visited.append((top, None, False))
+            continue  # os.walk's default: a directory it cannot list is skipped
+        has = False
+        with entries:
+            try:
+                for entry in entries:
+                    if entry.name == MANIFEST_NAME:
+                        found.append(f"{prefix}{MANIFEST_NAME}")  # a file or not: reported
+                        has = True
+                    try:
+                        is_dir = entry.is_dir()
+                    except OSError:
+                        is_dir = False
+                    if is_dir:
+                        try:
+                            is_link = entry.is_symlink()
+                        except OSError:
+                            is_link = False
+                        if not is_link:
+                            pending.append(f"{prefix}{entry.name}")
+            except OSError:
+                st = None  # a listing that failed midway ends it (as os.walk's); not kept
+        if visited is not None:
+            visited.append((top, st, has))
+    found.sort(key=_components)
+    return found
+
+
+def _components(path: str) -> list[str]:
+    return path.split(os.sep)

@@ -116,6 +116,7 @@ CP = "tests/cache/test_perf_invariants.py::"
 CW = "tests/cache/test_cache_warm_cli.py::"
 FP = "tests/cache/test_cli_fast_parse.py::"
 IW = "tests/cache/test_index_warm.py::"
+IM = "tests/cache/test_index_manifest.py::"
 CF = "tests/cache/test_config.py::"
 CH = "tests/cache/test_cli_habits.py::"
 CR = "tests/cache/test_cli_root_bound.py::"
@@ -309,8 +310,8 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "index-present-ignores-the-metadata-stat",
-        "cache/store.py",
-        "            and key_of(meta) == known[1]\n",
+        "cache/index.py",
+        "            and _key(meta) == known[1]\n",
         "            and True\n",
         (IW + "test_replaced_metadata_with_fewer_fields_is_read_and_filled_again",),
         "a warm answered by the stat index still sees replaced metadata (and fills it in)",
@@ -395,8 +396,8 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "manifest-symlink-check-skipped",
         "core/manifest.py",
-        "            seen[path] = link = stat.S_ISLNK(os.lstat(path).st_mode)\n",
-        "            seen[path] = link = not os.lstat(path)\n",
+        "        if stat.S_ISLNK(st.st_mode):\n            return True\n",
+        "        if not st:\n            return True\n",
         (
             MPATHS + "test_a_symlinked_directory_below_the_tree_that_leaves_it_is_refused",
             MPATHS + "test_the_runtime_directory_itself_a_symlink_out_is_refused",
@@ -654,7 +655,7 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "warm-never-cleans-up",
         "cache/cli.py",
-        "    cleanup = _cleanup_if_over(cache) if report.added else None\n",
+        "    cleanup = _cleanup_if_over(cache) if report.added and cache is not None else None\n",
         "    cleanup = None\n",
         (CF + "test_warm_cleans_up_automatically_when_over_max_size",),
         "a warm that takes the root over max_size cleans up, as ccache does",
@@ -1630,6 +1631,102 @@ MUTANTS: tuple[Mutant, ...] = (
             RREC + "test_a_buffer_of_another_graph_is_refused_even_with_the_same_name",
         ),
         "a Buffer (a record, not a dataclass) is equal only to itself, as the dataclass was",
+    ),
+    # -- issue 9, warm (warm9b) --
+    m(
+        "index-manifest-trusts-racy-manifests",
+        "cache/index.py",
+        "        if not self.trusted(before) or key != stat_token(after)",
+        "        if key != stat_token(after)",
+        (IM + "test_a_manifest_too_recent_to_trust_is_not_recorded",),
+        "a manifest too recent to trust is never recorded in the stat index (git's racy rule)",
+    ),
+    Mutant(
+        "index-manifest-keyed-by-inode",
+        "cache/index.py",
+        (
+            (
+                "        key = stat_token(before)\n",
+                '        key = f"{before.st_dev}:{before.st_ino}"\n',
+            ),
+            ("key != stat_token(after) or len(binaries)", "False or len(binaries)"),
+            ('f"{_MANIFEST} {stat_token(st)}"', 'f"{_MANIFEST} {st.st_dev}:{st.st_ino}"'),
+        ),
+        (IM + "test_a_rewritten_manifest_is_read_again_even_with_its_old_size_and_mtime",),
+        "a manifest rewritten in place (old size and mtime back) is parsed again",
+    ),
+    m(
+        "index-lines-unchecked",
+        "cache/index.py",
+        "        if xxhash.xxh3_64_hexdigest(payload.encode()) != check:\n",
+        "        if False:\n",
+        (IM + "test_a_torn_or_damaged_manifest_line_costs_a_parse_never_a_wrong_answer",),
+        "a damaged index line is ignored: it costs a re-parse, never a wrong answer",
+    ),
+    m(
+        "warm-known-trusts-a-replaced-binary",
+        "cache/warm.py",
+        " or stat_token(bst) != binary_key:\n",
+        ":\n",
+        (IM + "test_a_replaced_or_symlinked_binary_is_checked_again",),
+        "a binary replaced since it was recorded is checked again, index or not",
+    ),
+    m(
+        "warm-known-ignores-the-shard",
+        "cache/warm.py",
+        "        if token != shard_key:\n",
+        "        if False:\n",
+        (IM + "test_an_object_removed_or_metadata_edited_in_place_is_checked_again",),
+        "an entry whose object was removed since its manifest was recorded is put again",
+    ),
+    m(
+        "warm-known-ignores-the-metadata",
+        "cache/warm.py",
+        "        if token != meta_key:\n",
+        "        if False:\n",
+        (IM + "test_an_object_removed_or_metadata_edited_in_place_is_checked_again",),
+        "metadata edited in place since its manifest was recorded is read (and filled) again",
+    ),
+    m(
+        "warm-walk-trusts-a-changed-directory",
+        "cache/warm.py",
+        " or stat_token(st) != token:\n",
+        ":\n",
+        (IM + "test_a_tree_line_answers_the_walk_until_a_directory_changes",),
+        "a build tree whose directories changed is walked again (a manifest added or removed)",
+    ),
+    m(
+        "index-tree-trusts-racy-directories",
+        "cache/index.py",
+        " or not self.trusted(st):\n",
+        ":\n",
+        (IM + "test_a_tree_too_recent_to_trust_is_not_recorded",),
+        "a walk of directories too recent to trust is never recorded (git's racy rule)",
+    ),
+    m(
+        "warm-known-skips-the-tree-check",
+        "cache/warm.py",
+        '        full = binary_path_str(path, here, rel, "", seen)\n',
+        "        full = os.path.normpath(os.path.join(here, rel))\n"
+        "        seen[full] = os.lstat(full)\n",
+        (IM + "test_a_runtime_directory_swapped_for_a_symlink_out_of_the_tree_is_refused",),
+        "a manifest answered by the index still never leads out of its tree through a symlink",
+    ),
+    m(
+        "warm-known-opens-the-store",
+        "cache/warm.py",
+        "    if not unknown:\n",
+        "    if False:\n",
+        (IM + "test_a_fresh_process_opens_no_manifest_and_loads_no_json_or_store",),
+        "a warm the stat index answers whole imports neither the store nor json",
+    ),
+    m(
+        "cli-imports-json",
+        "cache/cli.py",
+        "from pathlib import Path\n",
+        "from pathlib import Path\n\nimport json  # noqa: F401\n",
+        (IM + "test_a_fresh_process_opens_no_manifest_and_loads_no_json_or_store",),
+        "a warm the stat index answers whole imports neither the store nor json",
     ),
 )
 
