@@ -59,10 +59,6 @@ def resolve(
     `SIMPLER_REMOTE_STORAGE`.  Raises BinaryUnavailable for the first
     binary found nowhere.
     """
-    if cache is None:
-        from simpler_build.cache.store import ArtifactCache
-
-        cache = ArtifactCache()
     out: dict[str, Path] = {}
     pending: list[Wanted] = []
     why: dict[str, str] = {}
@@ -71,6 +67,10 @@ def resolve(
         if path is not None:
             log.debug(__name__, "%s: beside the manifest", w.label())
         else:
+            if cache is None:  # only now: binaries beside their manifest never load the store
+                from simpler_build.cache.store import ArtifactCache
+
+                cache = ArtifactCache()
             path = cache.get(w.fingerprint)
             outcome = "hit" if path is not None else "miss"
             log.debug(__name__, "%s: cache %s (%s)", w.label(), outcome, why[w.role])
@@ -79,6 +79,7 @@ def resolve(
         else:
             out[w.role] = path
     if pending:
+        assert cache is not None  # made for the first binary not beside the manifest
         if remotes is None:
             from simpler_build.remote import open_remotes
 

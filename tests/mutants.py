@@ -1728,6 +1728,17 @@ MUTANTS: tuple[Mutant, ...] = (
         (IM + "test_a_fresh_process_opens_no_manifest_and_loads_no_json_or_store",),
         "a warm the stat index answers whole imports neither the store nor json",
     ),
+    # -- issue 9, first run: binaries beside their manifest never open the store ----------
+    m(
+        "resolve-opens-the-store-first",
+        "cache/resolve.py",
+        "    out: dict[str, Path] = {}\n    pending: list[Wanted] = []\n",
+        "    if cache is None:\n        from simpler_build.cache.store import ArtifactCache\n\n"
+        "        cache = ArtifactCache()\n"
+        "    out: dict[str, Path] = {}\n    pending: list[Wanted] = []\n",
+        (LEAN_START + "test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime",),
+        "a first run whose binaries are beside the manifest never loads the artifact store",
+    ),
 )
 
 

@@ -126,6 +126,8 @@ def test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime(
     # The worker (multiprocessing, sockets) loads only for DeviceRunner(isolate=True).
     assert _loaded(report, "simpler_build.runtime.worker") == []
     assert _loaded(report, "multiprocessing") == []
+    # Binaries beside their manifest: the artifact store is never opened (cache/resolve.py).
+    assert _loaded(report, "simpler_build.cache.store") == []
 
 
 def test_a_warm_first_run_compiles_and_installs_nothing(
