@@ -59,6 +59,30 @@ class Wanted(Record):
     manifest: Path
     beside: Path  # the path the manifest gives (may not exist on a fetching runner)
 
+    def __init__(
+        self,
+        fingerprint: str,
+        sha256: str | None,
+        size: int,
+        role: str,
+        arch: str,
+        runtime: str | None,
+        build_id: str | None,
+        manifest: Path,
+        beside: Path,
+    ) -> None:
+        # Written out: on every first run, and Record's generated __init__ costs a compile().
+        _set = object.__setattr__
+        _set(self, "fingerprint", fingerprint)
+        _set(self, "sha256", sha256)
+        _set(self, "size", size)
+        _set(self, "role", role)
+        _set(self, "arch", arch)
+        _set(self, "runtime", runtime)
+        _set(self, "build_id", build_id)
+        _set(self, "manifest", manifest)
+        _set(self, "beside", beside)
+
     def label(self) -> str:
         return f"{self.role} {self.fingerprint} ({self.beside.name})"
 

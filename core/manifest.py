@@ -22,8 +22,8 @@ from simpler_build.files import FileTooLarge, NotRegularFile, read_regular_stat
 # manifest is parsed (an unchanged one is answered by the stat index, cache/index.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
-    from typing import Any, ClassVar
+    from collections.abc import Iterable
+    from typing import Any
 
 MANIFEST_NAME = "runtime_binaries.json"
 #: What the writer emits.  Schema 2 added `sha256` per binary (the remote
@@ -48,7 +48,6 @@ class BinaryRecord(Record):
 
     _fields = ("role", "path", "size", "fingerprint", "build_id", "sha256")
     __slots__ = _fields
-    _defaults: ClassVar[dict[str, object]] = {"sha256": None}
     role: str
     path: Path
     size: int
@@ -56,6 +55,24 @@ class BinaryRecord(Record):
     build_id: str | None
     #: Hex SHA-256 of the whole file; None only in schema-1 manifests.
     sha256: str | None
+
+    def __init__(
+        self,
+        role: str,
+        path: Path,
+        size: int,
+        fingerprint: str,
+        build_id: str | None,
+        sha256: str | None = None,
+    ) -> None:
+        # Written out: Record's generated __init__ costs a compile() in every new process.
+        _set = object.__setattr__
+        _set(self, "role", role)
+        _set(self, "path", path)
+        _set(self, "size", size)
+        _set(self, "fingerprint", fingerprint)
+        _set(self, "build_id", build_id)
+        _set(self, "sha256", sha256)
 
     def to_json(self, manifest_dir: Path) -> dict[str, Any]:
         out = {
@@ -74,8 +91,6 @@ class Manifest(Record):
 
     _fields = ("path", "arch", "runtime", "mode", "binaries", "toolchain", "schema_version")
     __slots__ = _fields
-    _defaults: ClassVar[dict[str, object]] = {"schema_version": SCHEMA_VERSION}
-    _factories: ClassVar[dict[str, Callable[[], object]]] = {"toolchain": dict}
     path: Path
     arch: str
     runtime: str
@@ -84,6 +99,26 @@ class Manifest(Record):
     toolchain: dict[str, Any]
     #: The version read (for a loaded manifest); what is written follows the records.
     schema_version: int
+
+    def __init__(
+        self,
+        path: Path,
+        arch: str,
+        runtime: str,
+        mode: str,
+        binaries: dict[str, BinaryRecord],
+        toolchain: dict[str, Any] | None = None,
+        schema_version: int = SCHEMA_VERSION,
+    ) -> None:
+        # Written out (see BinaryRecord); no toolchain is a fresh empty one.
+        _set = object.__setattr__
+        _set(self, "path", path)
+        _set(self, "arch", arch)
+        _set(self, "runtime", runtime)
+        _set(self, "mode", mode)
+        _set(self, "binaries", binaries)
+        _set(self, "toolchain", {} if toolchain is None else toolchain)
+        _set(self, "schema_version", schema_version)
 
     @property
     def dispatcher(self) -> BinaryRecord:

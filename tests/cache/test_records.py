@@ -64,3 +64,27 @@ def test_mutable_reports_get_fresh_lists_and_are_not_hashable() -> None:
         hash(report)
     w = Wanted("0" * 16, None, 1, "inner_so", "a5", "rt", None, Path("/m"), Path("/b"))
     assert pickle.loads(pickle.dumps(w)) == w
+
+
+def test_written_out_initialisers_match_the_generated_one() -> None:
+    """Manifest, BinaryRecord and Wanted write their __init__ (no compile() on a first run);
+    each takes its fields in order, keyword or positional, with the defaults it had."""
+    from simpler_build.cache._record import Record
+    from simpler_build.manifest import SCHEMA_VERSION, Manifest
+
+    rec = BinaryRecord("aicore", Path("/b/k.elf"), 7, "0" * 16, "ab", sha256="cd")
+    values: dict[type[Record], tuple[object, ...]] = {
+        BinaryRecord: ("aicore", Path("/b/k.elf"), 7, "0" * 16, "ab", "cd"),
+        Manifest: (Path("/b/m.json"), "a5", "hbg", "release", {"aicore": rec}, {"cc": "gcc"}, 2),
+        Wanted: ("0" * 16, None, 7, "aicore", "a5", None, None, Path("/m"), Path("/b")),
+    }
+    for cls, args in values.items():
+        assert "__init__" in vars(cls), cls
+        written = cls(*args)
+        assert written._values() == args
+        assert cls(**dict(zip(cls._fields, args, strict=True))) == written
+        with pytest.raises(TypeError):
+            cls(*args[:-3])
+    m = Manifest(Path("/m"), "a5", "hbg", "release", {})
+    assert (m.toolchain, m.schema_version) == ({}, SCHEMA_VERSION)
+    assert Manifest(Path("/m"), "a5", "hbg", "release", {}).toolchain is not m.toolchain
