@@ -40,6 +40,13 @@ class Record:
         # class creation, but only for the classes a process actually builds).
         _compile_init(type(self))(self, *args, **kwargs)
 
+    def _assign(self, values: dict[str, Any]) -> None:
+        """Set every field from `values`: a subclass on a first-run path writes its __init__
+        out (the generated one costs a compile() in every new process) and ends it with
+        `self._assign(locals())`."""
+        for name in self._fields:
+            object.__setattr__(self, name, values[name])
+
     def _values(self) -> tuple[object, ...]:
         return tuple(getattr(self, f) for f in self._fields)
 

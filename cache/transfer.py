@@ -71,17 +71,7 @@ class Wanted(Record):
         manifest: Path,
         beside: Path,
     ) -> None:
-        # Written out: on every first run, and Record's generated __init__ costs a compile().
-        _set = object.__setattr__
-        _set(self, "fingerprint", fingerprint)
-        _set(self, "sha256", sha256)
-        _set(self, "size", size)
-        _set(self, "role", role)
-        _set(self, "arch", arch)
-        _set(self, "runtime", runtime)
-        _set(self, "build_id", build_id)
-        _set(self, "manifest", manifest)
-        _set(self, "beside", beside)
+        self._assign(locals())  # written out: see Record._assign
 
     def label(self) -> str:
         return f"{self.role} {self.fingerprint} ({self.beside.name})"

@@ -65,14 +65,7 @@ class BinaryRecord(Record):
         build_id: str | None,
         sha256: str | None = None,
     ) -> None:
-        # Written out: Record's generated __init__ costs a compile() in every new process.
-        _set = object.__setattr__
-        _set(self, "role", role)
-        _set(self, "path", path)
-        _set(self, "size", size)
-        _set(self, "fingerprint", fingerprint)
-        _set(self, "build_id", build_id)
-        _set(self, "sha256", sha256)
+        self._assign(locals())  # written out: see Record._assign
 
     def to_json(self, manifest_dir: Path) -> dict[str, Any]:
         out = {
@@ -110,15 +103,9 @@ class Manifest(Record):
         toolchain: dict[str, Any] | None = None,
         schema_version: int = SCHEMA_VERSION,
     ) -> None:
-        # Written out (see BinaryRecord); no toolchain is a fresh empty one.
-        _set = object.__setattr__
-        _set(self, "path", path)
-        _set(self, "arch", arch)
-        _set(self, "runtime", runtime)
-        _set(self, "mode", mode)
-        _set(self, "binaries", binaries)
-        _set(self, "toolchain", {} if toolchain is None else toolchain)
-        _set(self, "schema_version", schema_version)
+        if toolchain is None:  # a fresh empty one each time
+            toolchain = {}
+        self._assign(locals())  # written out: see Record._assign
 
     @property
     def dispatcher(self) -> BinaryRecord:

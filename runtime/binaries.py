@@ -130,10 +130,7 @@ class RuntimeBinaries(Record):
         fingerprints: dict[str, str],
         manifest: Path | None = None,
     ) -> None:
-        # Written out: Record's generated __init__ costs a compile() in every new process.
-        values = locals()
-        for name in self._fields:
-            object.__setattr__(self, name, values[name])
+        self._assign(locals())  # written out: see Record._assign
 
     @property
     def inner_fingerprint(self) -> str:

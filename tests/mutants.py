@@ -1298,7 +1298,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "runtime/runner.py",
         "            state = plan.state\n",
         "            state = plan.state\n"
-        '            prepared.__dict__.setdefault("_kept", []).append(ExecState())\n',
+        '            globals().setdefault("_kept", []).append(ExecState())\n',
         (RLP + "test_runs_leave_nothing_behind",),
         "a run allocates nothing that outlives it (device memory, host memory, ctypes objects)",
     ),

@@ -77,10 +77,7 @@ class DeviceProfile(Record):
         dies_per_chip: int = 1,
         device_count: int = 16,
     ) -> None:
-        # Written out: Record's generated __init__ costs a compile() in every new process.
-        values = locals()
-        for name in self._fields:
-            object.__setattr__(self, name, values[name])
+        self._assign(locals())  # written out: see Record._assign
 
     def chip_of(self, device_id: int) -> int:
         """The chip that device `device_id` is a die of."""

@@ -52,7 +52,9 @@ def test_runs_leave_nothing_behind(
         finally:
             tracemalloc.stop()
         assert runner.stats["hbm_in_use"] == hbm
-        assert _ctypes_objects() <= objects
+        # One object kept per run would be 300; the slack is for the process's other threads
+        # (a test module before this one, in the same pytest-xdist worker, may leave one).
+        assert _ctypes_objects() - objects < 10
         assert grown < 4096, f"{grown} bytes stayed behind after 300 runs"
         np.testing.assert_allclose(out, chain_reference(ones, ones, ones), rtol=1e-6)
 
