@@ -319,16 +319,31 @@ def synth_build(root: Path, count: int, size: int) -> Path:
     return root
 
 
-def bench_warm_e2e(build: Path, label: str, work: Path, name: str) -> str:
+def bench_warm_e2e(
+    build: Path, label: str, work: Path, name: str, default_root: bool = False
+) -> str:
     """`cache warm` on an already warm cache, next to its floors: `python -c pass`
-    and a fresh process that only stats every manifest and binary."""
+    and a fresh process that only stats every manifest and binary.
+
+    `default_root`: no SIMPLER_CACHE_DIR, as on a user's machine; the root is the
+    user cache directory under a private HOME (`<work>/home-<name>/.cache/simpler-build`).
+    """
     from simpler_build.manifest import find_manifests, load_manifest
 
     exe = shutil.which("simpler-build")
     cmd = [exe] if exe else [sys.executable, "-m", "simpler_build.cli"]
     cmd += ["cache", "warm", str(build)]
-    env = {**os.environ, "SIMPLER_CACHE_DIR": str(work / f"cache-{name}")}
-    cache_dir = Path(env["SIMPLER_CACHE_DIR"])
+    if default_root:
+        home = work / f"home-{name}"
+        env = {
+            k: v for k, v in os.environ.items() if k not in ("SIMPLER_CACHE_DIR", "XDG_CACHE_HOME")
+        }
+        env["HOME"] = str(home)
+        cache_dir = home / ".cache" / "simpler-build"
+        label += ", default cache root"
+    else:
+        env = {**os.environ, "SIMPLER_CACHE_DIR": str(work / f"cache-{name}")}
+        cache_dir = Path(env["SIMPLER_CACHE_DIR"])
     manifests = find_manifests(build)
     files = [str(m) for m in manifests]
     files += [str(b.path) for m in manifests for b in load_manifest(m).binaries.values()]
@@ -490,6 +505,7 @@ def main() -> int:
         if want("warm-build"):
             build, label = warm_build_dir(args.build_dir, work)
             say(bench_warm_e2e(build, label, work, "4"))
+            say(bench_warm_e2e(build, label, work, "4-default-root", default_root=True))
         for count in (4, 100, 1000):
             if count > args.max_manifests:
                 continue

@@ -42,11 +42,9 @@ def sim_root() -> Path:
     env = os.environ.get(SIM_ROOT_ENV)
     if env:
         return Path(env).expanduser().absolute()
-    import platformdirs
+    from simpler_build.cache.paths import user_dir
 
-    from simpler_build.cache.paths import APP_NAME
-
-    return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False)) / "sim"
+    return user_dir("state") / "sim"
 
 
 def preinstall_dirs(device: int | None) -> list[tuple[int, Path]]:

@@ -1739,6 +1739,22 @@ MUTANTS: tuple[Mutant, ...] = (
         (LEAN_START + "test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime",),
         "a first run whose binaries are beside the manifest never loads the artifact store",
     ),
+    m(
+        "user-dir-takes-a-relative-xdg-home",
+        "cache/paths.py",
+        "        if posixpath.isabs(xdg):\n",
+        "        if xdg:\n",
+        ("tests/cache/test_user_dirs.py::test_user_dir_is_platformdirs_answer",),
+        "the default roots without platformdirs are platformdirs' answer (XDG rule on Linux)",
+    ),
+    m(
+        "user-dir-imports-platformdirs",
+        "cache/paths.py",
+        '    if sys.platform.startswith("linux"):\n',
+        '    if sys.platform.startswith("linux-no"):\n',
+        ("tests/cache/test_user_dirs.py::test_the_default_roots_do_not_import_platformdirs",),
+        "a user without SIMPLER_CACHE_DIR / SIMPLER_SIM_ROOT does not pay platformdirs' import",
+    ),
 )
 
 
