@@ -717,9 +717,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "core/device.py",
         (
             (
-                '    return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False)) / "sim"\n',
-                "    from simpler_build.cache.paths import default_cache_root\n\n"
-                '    return default_cache_root() / "sim"\n',
+                '    return user_dir("state") / "sim"\n',
+                '    return user_dir("cache") / "sim"\n',
             ),
         ),
         ("tests/test_cli_top.py::test_sim_state_defaults_to_the_user_state_dir",),
