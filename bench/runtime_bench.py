@@ -38,9 +38,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _scratch import built_manifest, private_roots  # bench/ is on sys.path
 
 from simpler_build.cache.fingerprint import clear_memo
-from simpler_build.manifest import MANIFEST_NAME
 from simpler_build.runtime import DeviceRunner, Graph, RuntimeBinaries, aicpu_op, sim
 from simpler_build.runtime.abi import CpuKernelFn, CpuLaunch
 from simpler_build.runtime.samples import chain_graph, chain_reference
@@ -324,14 +324,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
 
-    manifest = args.build_dir / "lib" / args.arch / args.runtime / MANIFEST_NAME
-    if not manifest.is_file():
-        print(f"error: {manifest} not found; run `scons arch={args.arch}` first", file=sys.stderr)
+    manifest = built_manifest(args.build_dir, args.arch, args.runtime)
+    if manifest is None:
         return 2
-    scratch = Path(tempfile.mkdtemp(prefix="simpler-bench-"))
-    os.environ["SIMPLER_CACHE_DIR"] = str(scratch / "cache")
-    os.environ["SIMPLER_SIM_ROOT"] = str(scratch / "sim")
-    try:
+    with private_roots():
         bins = RuntimeBinaries.from_manifest(manifest, arch=args.arch)
         report = {
             "arch": args.arch,
@@ -344,8 +340,6 @@ def main(argv: list[str] | None = None) -> int:
             "launch_path": launch_path(bins, args.runs, args.n, args.tasks, args.thread_runs),
             "new_process": new_process(manifest, args.reps),
         }
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -18,17 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _scratch import built_manifest, private_roots  # bench/ is on sys.path
 
-from simpler_build.manifest import MANIFEST_NAME
 from simpler_build.runtime import DeviceRunner, RuntimeBinaries
 from simpler_build.runtime.samples import chain_graph, chain_reference
 
@@ -113,14 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
 
-    manifest = args.build_dir / "lib" / args.arch / args.runtime / MANIFEST_NAME
-    if not manifest.is_file():
-        print(f"error: {manifest} not found; run `scons arch={args.arch}` first", file=sys.stderr)
+    manifest = built_manifest(args.build_dir, args.arch, args.runtime)
+    if manifest is None:
         return 2
-    scratch = Path(tempfile.mkdtemp(prefix="simpler-bench-"))
-    os.environ["SIMPLER_CACHE_DIR"] = str(scratch / "cache")
-    os.environ["SIMPLER_SIM_ROOT"] = str(scratch / "sim")  # the workers inherit it
-    try:
+    with private_roots():  # the workers inherit them
         bins = RuntimeBinaries.from_manifest(manifest, arch=args.arch)
         report = {
             "arch": args.arch,
@@ -129,8 +123,6 @@ def main(argv: list[str] | None = None) -> int:
             "per_call": [per_call(bins, n, args.runs, args.batches) for n in args.sizes],
             "startup": startup(bins, 64, args.reps),
         }
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
