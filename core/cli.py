@@ -102,10 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             args._parser.error(f"unrecognized arguments: {' '.join(extras)}")
     except cache_cli.UsageError as exc:
         return cache_cli.usage_error(exc, json_mode)
-    except SystemExit as exc:  # --help, --version; a message is a one-line error
-        if isinstance(exc.code, str):
-            print(exc.code, file=sys.stderr)
-            return 1
+    except SystemExit as exc:  # --help, --version
         return int(exc.code or 0)
     if args.area == "device":
         from simpler_build.device import run as run_device
