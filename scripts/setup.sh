@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian/Ubuntu machine for simpler-build, idempotently:
 # the system packages (xxHash headers, redis-server for the remote-tier
-# tests, ccache for the CC="ccache gcc" build test), a project venv in .venv,
+# tests, ccache for the CC="ccache gcc" build test and the suite's compiler cache,
+# tests/compiler_cache.py), a project venv in .venv,
 # and the package (editable) with every extra: .[all,test].
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
