@@ -1754,6 +1754,15 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/cache/test_user_dirs.py::test_the_default_roots_do_not_import_platformdirs",),
         "a user without SIMPLER_CACHE_DIR / SIMPLER_SIM_ROOT does not pay platformdirs' import",
     ),
+    # -- issue 9: device-side waits sleep (runtime/include/simpler_wait.h) --------------------
+    m(
+        "device-waits-never-sleep",
+        "runtime/include/simpler_wait.h",
+        "    if (*round < SIMPLER_WAIT_SPINS) {\n",
+        "    if (*round < SIMPLER_WAIT_SPINS || 1) {\n",
+        ("tests/runtime/test_runtime_waits.py",),
+        "a device thread waiting on a device word sleeps after a few rounds instead of spinning",
+    ),
 )
 
 

@@ -5,24 +5,26 @@
  * stream by mistake, it waits for an exec queued behind it that can never
  * start: the op timeout (507046) ends it.
  */
-#include <sched.h>
+#define _GNU_SOURCE /* syscall(2), for simpler_wait.h */
 #include <stdatomic.h>
 #include <stdint.h>
 
 #include "simpler_abi.h"
+#include "simpler_wait.h"
 
 int32_t simpler_aicore_main(void *raw, const SimplerCpuLaunch *launch) {
     const SimplerAicoreMainArgs *args = (const SimplerAicoreMainArgs *)raw;
     if (args == 0 || args->state == 0 || args->epoch == 0) return SIMPLER_E_BAD_ARGS;
     if (launch->block_idx != 0) return SIMPLER_OK;
     SimplerExecState *st = (SimplerExecState *)(uintptr_t)args->state;
-    const _Atomic uint32_t *abort = (const _Atomic uint32_t *)(uintptr_t)launch->abort;
-    atomic_store_explicit((_Atomic uint32_t *)&st->aicore_ready, args->epoch,
-                          memory_order_release);
-    while (atomic_load_explicit((_Atomic uint32_t *)&st->aicpu_done, memory_order_acquire) !=
-           args->epoch) {
-        if (atomic_load_explicit(abort, memory_order_relaxed)) return SIMPLER_E_ABORTED;
-        sched_yield();
+    _Atomic uint32_t *ready = (_Atomic uint32_t *)&st->aicore_ready;
+    _Atomic uint32_t *done = (_Atomic uint32_t *)&st->aicpu_done;
+    atomic_store_explicit(ready, args->epoch, memory_order_release);
+    simpler_wake(ready);
+    uint32_t seen, round = 0;
+    while ((seen = atomic_load_explicit(done, memory_order_acquire)) != args->epoch) {
+        if (simpler_aborted(launch)) return SIMPLER_E_ABORTED;
+        simpler_wait_round(done, seen, &round);
     }
     return SIMPLER_OK;
 }

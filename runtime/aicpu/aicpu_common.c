@@ -1,10 +1,12 @@
+#define _GNU_SOURCE /* syscall(2), for simpler_wait.h */
 #include "aicpu_common.h"
 
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "simpler_wait.h"
 
 #ifndef SIMPLER_AIV_CORES
 #error "SIMPLER_AIV_CORES comes from the arch profile"
@@ -39,25 +41,30 @@ typedef struct Sched {
     _Atomic uint32_t failed_task;
     _Atomic uint64_t aicore_launches;
     _Atomic uint32_t leaving; /* active threads done; the last one reports and frees */
+    _Atomic uint32_t waiting; /* threads waiting for `tail` to move: a push wakes them */
     uint32_t num_edges;
 } Sched;
 
 #define SETUP_FAILED ((uint64_t)1) /* launch_scratch: thread 0 gave up, nothing to schedule */
 
-static int aborted(const SimplerCpuLaunch *launch) {
-    const _Atomic uint32_t *word = (const _Atomic uint32_t *)(uintptr_t)launch->abort;
-    return word != 0 && atomic_load_explicit(word, memory_order_relaxed) != 0;
+#define aborted simpler_aborted
+
+/* Threads waiting for a ready task must see a push or a failure at once, not at the poll. */
+static void wake_waiting(Sched *s) {
+    if (atomic_load(&s->waiting) != 0) simpler_wake(&s->tail);
 }
 
 static void fail(Sched *s, uint32_t task, uint32_t status) {
     uint32_t ok = SIMPLER_OK;
     if (atomic_compare_exchange_strong(&s->status, &ok, status))
         atomic_store(&s->failed_task, task);
+    wake_waiting(s);
 }
 
 static void push(Sched *s, uint32_t task) {
-    const uint32_t slot = atomic_fetch_add(&s->tail, 1);
+    const uint32_t slot = atomic_fetch_add(&s->tail, 1); /* seq_cst: ordered before `waiting` */
     atomic_store_explicit(&s->ready[slot], task + 1, memory_order_release);
+    wake_waiting(s);
 }
 
 /* One task: its kernel once per core of its core type across its blocks. */
@@ -76,6 +83,7 @@ static uint32_t run_task(const SimplerExecArgs *args, uint32_t index) {
 
 static void work(const SimplerExecArgs *args, Sched *s, const SimplerCpuLaunch *launch) {
     uint32_t *order = (uint32_t *)(uintptr_t)args->order;
+    uint32_t round = 0; /* rounds of the current wait for a ready task */
     for (;;) {
         if (atomic_load_explicit(&s->status, memory_order_relaxed) != SIMPLER_OK) return;
         if (aborted(launch)) {
@@ -84,14 +92,20 @@ static void work(const SimplerExecArgs *args, Sched *s, const SimplerCpuLaunch *
         }
         uint32_t h = atomic_load(&s->head);
         if (h >= s->n) return; /* every task is taken; the takers finish them */
-        if (h >= atomic_load(&s->tail) ||
-            !atomic_compare_exchange_weak(&s->head, &h, h + 1)) {
-            sched_yield();
+        const uint32_t tail = atomic_load(&s->tail);
+        if (h >= tail) { /* nothing ready: wait for a push (or a failure) */
+            atomic_fetch_add(&s->waiting, 1); /* seq_cst: a pusher after this sees it */
+            simpler_wait_round(&s->tail, tail, &round);
+            atomic_fetch_sub(&s->waiting, 1);
             continue;
         }
-        uint32_t v; /* the pusher bumped tail before writing the slot: it is coming */
-        while ((v = atomic_load_explicit(&s->ready[h], memory_order_acquire)) == 0)
+        if (!atomic_compare_exchange_weak(&s->head, &h, h + 1)) continue; /* lost the race */
+        round = 0;
+        uint32_t v, r = 0; /* the pusher bumped tail before writing the slot: it is coming */
+        while ((v = atomic_load_explicit(&s->ready[h], memory_order_acquire)) == 0) {
             if (aborted(launch)) break;
+            simpler_wait_round(&s->ready[h], 0, &r); /* a preempted pusher: the poll finds it */
+        }
         if (v == 0) continue;
         const uint32_t t = v - 1;
         const uint32_t rc = run_task(args, t);
@@ -184,15 +198,17 @@ static void report(const SimplerExecArgs *args, uint32_t status, uint32_t failed
     atomic_store_explicit((_Atomic uint32_t *)&st->epoch, args->epoch, memory_order_release);
     /* The AICore side may leave now. */
     atomic_store_explicit((_Atomic uint32_t *)&st->aicpu_done, args->epoch, memory_order_release);
+    simpler_wake(&st->aicpu_done);
 }
 
 /* Whether the AICore side of this run is up; 0 once the device aborted the launch. */
 static int aicore_up(const SimplerExecArgs *args, const SimplerCpuLaunch *launch) {
-    const SimplerExecState *st = (const SimplerExecState *)(uintptr_t)args->state;
-    while (atomic_load_explicit((const _Atomic uint32_t *)&st->aicore_ready,
-                                memory_order_acquire) != args->epoch) {
+    SimplerExecState *st = (SimplerExecState *)(uintptr_t)args->state;
+    _Atomic uint32_t *ready = (_Atomic uint32_t *)&st->aicore_ready;
+    uint32_t seen, round = 0;
+    while ((seen = atomic_load_explicit(ready, memory_order_acquire)) != args->epoch) {
         if (aborted(launch)) return 0;
-        sched_yield();
+        simpler_wait_round(ready, seen, &round);
     }
     return 1;
 }
@@ -230,14 +246,17 @@ int32_t simpler_sched_exec(void *raw, const SimplerCpuLaunch *launch, SimplerPre
             sched_free(s);
             report(args, rc, failed, 0, edges, 1);
             atomic_store_explicit(scratch, SETUP_FAILED, memory_order_release);
+            simpler_wake(scratch);
             return SIMPLER_OK;
         }
         atomic_store_explicit(scratch, (uint64_t)(uintptr_t)s, memory_order_release);
+        simpler_wake(scratch);
     }
     uint64_t word;
+    uint32_t round = 0;
     while ((word = atomic_load_explicit(scratch, memory_order_acquire)) == 0) {
         if (aborted(launch)) return SIMPLER_OK; /* thread 0 never published: nothing shared */
-        sched_yield();
+        simpler_wait_round(scratch, 0, &round); /* the low half: 0 until published */
     }
     if (word == SETUP_FAILED) return SIMPLER_OK;
     Sched *s = (Sched *)(uintptr_t)word;
