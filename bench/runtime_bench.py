@@ -15,6 +15,10 @@ Prints, in one run:
      500-independent-task graph against the floor, a bare ctypes call of
      `simpler_aicpu_exec` in the same SO on the same device blocks (one thread,
      no stream, no launch threads), and the fixed per-run cost between them;
+     and each run split into the device model's own cost (both launches made
+     straight through the C launch layer: the AICore side's thread and the
+     exec's launch threads, no Python) and the rest (runtime + simulator in
+     Python);
   6. the first run in a new process (interpreter, imports, runner, prepare,
      run) and `import simpler_build.runtime` alone, against
      `python -c "import numpy"` measured in the same run.
@@ -238,6 +242,55 @@ def bare_exec(runner: DeviceRunner, prepared: object) -> object:
     return call
 
 
+def device_floor(runner: DeviceRunner, prepared: object) -> tuple[object, object]:
+    """The device model's own cost of a run: both launches straight through the C launch layer.
+
+    The threads do a run's whole device-side work -- the AICore side on one
+    thread, the exec on the platform's launch threads, their handshake in
+    device memory, the tasks -- with no Python stream, check or copy around
+    them: what issue 10's execution model costs on this host, below which no
+    run can go.  Returns (call, close).
+    """
+    from simpler_build.runtime.sim import native
+    from simpler_build.runtime.sim.device import LaunchRecord, LaunchThread
+
+    lib = native.helper()
+    args, main = prepared.host_args, prepared.main_args  # type: ignore[attr-defined]
+    state = sim_state_field(prepared.state_addr, "epoch")  # type: ignore[attr-defined]
+    exec_copy, main_copy = type(args)(), type(main)()  # by value, as a launch passes them
+    blocks = runner.launch_threads
+    threads = [LaunchThread() for _ in range(1 + blocks)]
+    aicore_threads = (ctypes.c_void_p * 1)(threads[0].ptr)
+    exec_threads = (ctypes.c_void_p * blocks)(*(t.ptr for t in threads[1:]))
+    aicore_rec, exec_rec = LaunchRecord(1), LaunchRecord(blocks)
+    main_fn, exec_fn = runner._aicore.main, runner._op.exec_fn.addr  # type: ignore[union-attr]
+    copies = (
+        (ctypes.addressof(exec_copy), ctypes.addressof(args), ctypes.sizeof(args)),
+        (ctypes.addressof(main_copy), ctypes.addressof(main), ctypes.sizeof(main)),
+    )
+    (exec_dst, exec_src, exec_size), (main_dst, main_src, main_size) = copies
+    start, wait = lib.simlaunch_launch_start, lib.simlaunch_launch_wait
+    keep = (exec_copy, main_copy)  # addresses only below: the closure keeps the memory alive
+
+    def call() -> None:
+        assert keep
+        args.epoch = main.epoch = args.epoch % 0xFFFFFFFF + 1
+        ctypes.memmove(exec_dst, exec_src, exec_size)
+        ctypes.memmove(main_dst, main_src, main_size)
+        start(aicore_rec.ptr, aicore_threads, main_fn, main_dst, 1)
+        start(exec_rec.ptr, exec_threads, exec_fn, exec_dst, blocks)
+        if wait(exec_rec.ptr, 10.0) or wait(aicore_rec.ptr, 10.0) or state.value != args.epoch:
+            raise RuntimeError("the device floor's run did not finish")
+
+    def close() -> None:
+        for thread in threads:
+            thread.stop()
+        aicore_rec.free()
+        exec_rec.free()
+
+    return call, close
+
+
 def sim_state_field(state_addr: int, name: str) -> ctypes.c_uint32:
     from simpler_build.runtime.abi import ExecState
 
@@ -260,6 +313,12 @@ def launch_path(bins: RuntimeBinaries, runs: int, n: int, tasks: int, thread_run
             floor_call = bare_exec(runner, prepared)
             floor_call()
             floor = _timed(floor_call, count)
+            device_call, close = device_floor(runner, prepared)
+            try:
+                device_call()  # type: ignore[operator]
+                device = _timed(device_call, count)
+            finally:
+                close()  # type: ignore[operator]
             prepared(*inputs)  # the device state is the runner's again
             per_task, floor_task = run / ntasks * 1e6, floor / ntasks * 1e6
             rows[label] = {
@@ -268,6 +327,9 @@ def launch_path(bins: RuntimeBinaries, runs: int, n: int, tasks: int, thread_run
                 "bare_ctypes_us_per_task": floor_task,
                 "x_floor": per_task / floor_task,
                 "fixed_us_per_run": (run - floor) * 1e6,
+                "us_per_run": run * 1e6,
+                "device_model_us_per_run": device * 1e6,
+                "runtime_us_per_run": (run - device) * 1e6,
                 "meets_2us": per_task <= TARGET_US_PER_TASK,
                 "meets_6x": per_task <= TARGET_X_FLOOR * floor_task,
             }
@@ -382,6 +444,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {label + ' (' + str(row['tasks']) + ' tasks)':32}{row['us_per_task']:9.2f} us"
                   f"  floor {row['bare_ctypes_us_per_task']:.3f} us ({row['x_floor']:.1f} x), "
                   f"fixed per run {row['fixed_us_per_run']:.1f} us: {verdict}")  # fmt: skip
+            model, rest = row["device_model_us_per_run"], row["runtime_us_per_run"]
+            print(f"  {'':32}per run {row['us_per_run']:.1f} us = the device model alone "
+                  f"{model:.1f} us (C launch layer, no Python) + the runtime's and "
+                  f"simulator's Python {rest:.1f} us")  # fmt: skip
         npr = report["new_process"]
         verdict = "met" if npr["meets_1_2x"] else "NOT met"
         print(f"new process, median of {args.reps} (target: first run <= "
