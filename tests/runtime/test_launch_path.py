@@ -239,6 +239,10 @@ def test_bench_reports_the_launch_path_and_the_new_process_rows(runtime_lib: Pat
     for row in rows.values():
         assert row["us_per_task"] > 0 and row["bare_ctypes_us_per_task"] > 0
         assert isinstance(row["meets_2us"], bool) and isinstance(row["meets_6x"], bool)
+        assert row["device_model_us_per_run"] > 0  # both launches made through the C layer
+        assert row["runtime_us_per_run"] == pytest.approx(
+            row["us_per_run"] - row["device_model_us_per_run"]
+        )
     new = report["new_process"]
     assert new["import_numpy_ms"] > 0 and new["first_run_ms"] > 0
     assert isinstance(new["meets_1_2x"], bool)
