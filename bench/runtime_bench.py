@@ -11,8 +11,8 @@ Prints, in one run:
   4. per-task time of a graph of 500 independent tasks with 1 and with the
      platform's maximum of active AICPU scheduler threads (issue 10), against
      the single-threaded time of the same run;
-  5. the launch path (issue 9): per-task time of the 3-task chain and of the
-     500-independent-task graph against the floor, a bare ctypes call of
+  5. the launch path (issue 9): per-task time of the 3-task chain, of a
+     500-task chain and of the 500-independent-task graph against the floor, a bare ctypes call of
      `simpler_aicpu_exec` in the same SO on the same device blocks (one thread,
      no stream, no launch threads), and the fixed per-run cost between them;
      and each run split into the device model's own cost (both launches made
@@ -175,6 +175,19 @@ def independent_graph(tasks: int, n: int) -> Graph:
     return g
 
 
+def long_chain_graph(tasks: int, n: int) -> Graph:
+    """`tasks` additions, each needing the one before: one ready task at a time."""
+    g = Graph(f"chain{tasks}")
+    a, b = g.input("a", n), g.input("b", n)
+    prev = a
+    for i in range(tasks - 1):
+        t = g.temp(f"t{i}", n)
+        g.add(t, prev, b)
+        prev = t
+    g.add(g.output("out", n), prev, b)
+    return g
+
+
 def scheduler_threads(bins: RuntimeBinaries, tasks: int, runs: int, n: int) -> dict:
     """Seconds per task with 1 and with the most active scheduler threads, same graph, same run."""
     most = profile_for(bins.arch).max_sched_threads
@@ -304,6 +317,7 @@ def launch_path(bins: RuntimeBinaries, runs: int, n: int, tasks: int, thread_run
     with DeviceRunner(bins) as runner:
         for label, graph, inputs, count in (
             ("chain3", chain_graph(n), (a, b, c), runs),
+            (f"chain{tasks}", long_chain_graph(tasks, n), (a, b), thread_runs),
             (f"independent{tasks}", independent_graph(tasks, n), (a, b), thread_runs),
         ):
             prepared = runner.prepare(graph)
