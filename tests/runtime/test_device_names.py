@@ -18,21 +18,29 @@ from hypothesis import strategies as st
 
 from simpler_build import device
 
-#: Pieces of names close to the real ones, so most examples are near misses.
-PREFIXES = st.sampled_from(["simpler_inner_", "simpler_inner", "simpler_innerX", "", "x"])
+#: Pieces of names close to the real ones, about half of each piece right, so most
+#: examples are near misses and a good share are real names.
+PREFIXES = st.one_of(
+    st.just("simpler_inner_"), st.sampled_from(["simpler_inner", "simpler_innerX", "", "x"])
+)
 FINGERPRINTS = st.one_of(
+    st.just("0123456789abcdef"),
     st.text(alphabet="0123456789abcdef", min_size=15, max_size=17),
     st.text(alphabet="0123456789abcdefABCDEFg_", min_size=0, max_size=18),
-    st.just("0123456789abcdef"),
 )
 DEVICES = st.one_of(
     st.just(""),
     st.text(alphabet="0123456789", min_size=1, max_size=3).map(lambda d: "_" + d),
+    # digits that are not ASCII ([0-9] is): Arabic-Indic three, superscript two
+    st.text(alphabet="0123456789٣²", min_size=1, max_size=3).map(lambda d: "_" + d),
     st.text(alphabet="_0123456789a٣²", min_size=0, max_size=4),
 )
-SUFFIXES = st.sampled_from([".so", ".so\n", ".so\n\n", ".sox", "so", ".so.tmp.", ""])
+SUFFIXES = st.one_of(
+    st.just(".so"), st.sampled_from([".so\n", ".so\n\n", ".sox", "so", ".so.tmp.", ""])
+)
 TEMP_TAILS = st.one_of(
     st.just(""),
+    st.text(alphabet="AZaz09", min_size=6, max_size=6).map(lambda t: ".tmp." + t),
     st.text(alphabet="AZaz09_.-\n", min_size=0, max_size=8).map(lambda t: ".tmp." + t),
 )
 
