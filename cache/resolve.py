@@ -10,9 +10,9 @@ A directory of manifests alone is therefore enough to run.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from simpler_build import log
 from simpler_build.cache.fingerprint import fingerprint_file
 from simpler_build.manifest import ROLES, Manifest
 
@@ -23,6 +23,15 @@ if TYPE_CHECKING:
     from simpler_build.cache.store import ArtifactCache
     from simpler_build.cache.transfer import Wanted
     from simpler_build.remote import RemoteStorage
+
+
+def _debug(message: str, *args: object) -> None:
+    """`log.debug` on this module's logger; the log module itself loads only when logging
+    is loaded (simpler_build/log.py: without it no handler could show the record)."""
+    if "logging" in sys.modules:
+        from simpler_build import log
+
+        log.debug(__name__, message, *args)
 
 
 def _beside(beside: Path, fingerprint: str) -> tuple[Path | None, str]:
@@ -65,9 +74,7 @@ def resolve(
         rec = manifest.binaries[role]
         path, why[role] = _beside(rec.path, rec.fingerprint)
         if path is not None:
-            log.debug(
-                __name__, "%s %s (%s): beside the manifest", role, rec.fingerprint, rec.path.name
-            )
+            _debug("%s %s (%s): beside the manifest", role, rec.fingerprint, rec.path.name)
             out[role] = path
     if len(out) == len(ROLES):
         return out  # the first run's case: neither the transfer code nor the store loads
@@ -82,7 +89,7 @@ def resolve(
             cache = ArtifactCache()
         path = cache.get(w.fingerprint)
         outcome = "hit" if path is not None else "miss"
-        log.debug(__name__, "%s: cache %s (%s)", w.label(), outcome, why[w.role])
+        _debug("%s: cache %s (%s)", w.label(), outcome, why[w.role])
         if path is None:
             pending.append(w)
         else:
@@ -108,7 +115,7 @@ def resolve(
                     f"{w.role} {w.fingerprint} ({w.beside.name}) is available nowhere: "
                     f"{where}; run {fill_hint(manifest)}",
                 )
-            log.debug(__name__, "%s: pulled from a remote", w.label())
+            _debug("%s: pulled from a remote", w.label())
             out[w.role] = path
     return out
 

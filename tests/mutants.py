@@ -1797,6 +1797,14 @@ MUTANTS: tuple[Mutant, ...] = (
         (LEAN_START + "test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime",),
         "binaries beside their manifest load none of the cache's transfer code",
     ),
+    m(
+        "resolve-imports-the-log-module",
+        "cache/resolve.py",
+        "import sys\nfrom pathlib import Path\n",
+        "import sys\nfrom pathlib import Path\n\nfrom simpler_build import log  # noqa: F401\n",
+        (LEAN_START + "test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime",),
+        "resolve loads the log module only when logging is loaded (nothing could show a record)",
+    ),
 )
 
 
