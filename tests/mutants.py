@@ -1805,6 +1805,25 @@ MUTANTS: tuple[Mutant, ...] = (
         (LEAN_START + "test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime",),
         "resolve loads the log module only when logging is loaded (nothing could show a record)",
     ),
+    m(
+        "hbm-pool-imports-bisect",
+        "runtime/sim/memory.py",
+        "import ctypes\nimport threading\n",
+        "import bisect  # noqa: F401\nimport ctypes\nimport threading\n",
+        (LEAN_START + "test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime",),
+        "the HBM pool's block search loads no bisect extension on a first run",
+    ),
+    m(
+        "hbm-index-before-equal-starts",
+        "runtime/sim/memory.py",
+        "        if addr < starts[mid]:\n",
+        "        if addr <= starts[mid]:\n",
+        (
+            "tests/runtime/test_sim_memory.py::test_index_after_is_bisect_right",
+            "tests/runtime/test_sim_memory.py::test_range_checks_match_a_scan_of_the_live_blocks",
+        ),
+        "the HBM pool's written-out search is bisect_right: every range check finds its block",
+    ),
 )
 
 

@@ -11,7 +11,6 @@ OOM kill later (`host.py` says how that is judged).
 
 from __future__ import annotations
 
-import bisect
 import ctypes
 import threading
 
@@ -60,7 +59,7 @@ class HbmPool:
             buf = _host_buffer(size, tag, call)
             alloc = Allocation(ctypes.addressof(buf), size, owner, tag, buf)
             self._allocs[alloc.addr] = alloc
-            bisect.insort(self._starts, alloc.addr)
+            self._starts.insert(index_after(self._starts, alloc.addr), alloc.addr)
             self.in_use += size
             self.peak = max(self.peak, self.in_use)
             return alloc
@@ -88,7 +87,7 @@ class HbmPool:
     def check_range(self, addr: int, count: int, call: str) -> Allocation:
         """The live allocation holding [addr, addr + count); 107000 otherwise."""
         with self._lock:
-            i = bisect.bisect_right(self._starts, addr) - 1
+            i = index_after(self._starts, addr) - 1
             if i >= 0:
                 alloc = self._allocs[self._starts[i]]
                 if addr + count <= alloc.addr + alloc.size:
@@ -101,8 +100,26 @@ class HbmPool:
 
     def _drop(self, alloc: Allocation) -> None:
         del self._allocs[alloc.addr]
-        self._starts.pop(bisect.bisect_left(self._starts, alloc.addr))
+        self._starts.pop(index_after(self._starts, alloc.addr) - 1)  # starts are unique
         self.in_use -= alloc.size
+
+
+def index_after(starts: list[int], addr: int) -> int:
+    """Where `addr` goes in the sorted `starts`, after any equal entry: `bisect.bisect_right`.
+
+    Written out because importing `bisect` loads its C extension, a shared
+    object of its own, on every new process's first run; the pool holds a few
+    dozen blocks, and copies on the launch path check their ranges once per
+    prepared graph, not per run (tests/runtime/test_sim_memory.py compares the two).
+    """
+    lo, hi = 0, len(starts)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if addr < starts[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def _host_buffer(size: int, tag: str, call: str) -> ctypes.Array[ctypes.c_char]:

@@ -177,6 +177,8 @@ def test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime(
         assert _loaded(report, f"simpler_build.cache.{module}") == [], module
     assert _loaded(report, "simpler_build.elf") == []
     assert _loaded(report, "simpler_build.log") == []  # nothing to log to: logging is not loaded
+    # The HBM pool's block search is written out: no C extension of `bisect` to load.
+    assert _loaded(report, "bisect") == [] and _loaded(report, "_bisect") == []
 
 
 def test_a_first_run_builds_no_enum_and_compiles_no_pattern_of_its_own(
