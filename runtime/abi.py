@@ -48,10 +48,13 @@ class AbiConstant(int, metaclass=_ConstantsType):
     _names: ClassVar[dict[int, str]] = {}
 
     def __init_subclass__(cls) -> None:
-        names = {v: k for k, v in vars(cls).items() if k.isupper() and type(v) is int}
+        constants = {k: v for k, v in vars(cls).items() if k.isupper() and type(v) is int}
+        names: dict[int, str] = {}
+        for key, value in constants.items():
+            names.setdefault(value, key)  # a later name for a value is an alias, as in an enum
         members = {v: int.__new__(cls, v) for v in sorted(names)}
-        for value, member in members.items():
-            setattr(cls, names[value], member)
+        for key, value in constants.items():
+            setattr(cls, key, members[value])
         cls._members, cls._names = members, names
 
     def __new__(cls, value: int) -> Self:

@@ -1824,6 +1824,19 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         "the HBM pool's written-out search is bisect_right: every range check finds its block",
     ),
+    m(
+        "hbm-drop-updates-before-its-search",
+        "runtime/sim/memory.py",
+        "        at = index_after(self._starts, alloc.addr) - 1  # starts are unique\n"
+        "        del self._allocs[alloc.addr]\n        self._starts.pop(at)\n",
+        "        del self._allocs[alloc.addr]\n"
+        "        self._starts.pop(index_after(self._starts, alloc.addr) - 1)\n",
+        (
+            "tests/runtime/test_reliability_runtime.py::"
+            "test_ctrl_c_anywhere_in_finalize_then_finalize_again_releases_everything",
+        ),
+        "a Ctrl-C inside the HBM pool's search leaves the pool consistent (freed again later)",
+    ),
 )
 
 

@@ -58,8 +58,10 @@ class HbmPool:
                 )
             buf = _host_buffer(size, tag, call)
             alloc = Allocation(ctypes.addressof(buf), size, owner, tag, buf)
+            # Every call first, then the updates: a Ctrl-C in a call leaves the pool as it was.
+            at = index_after(self._starts, alloc.addr)
             self._allocs[alloc.addr] = alloc
-            self._starts.insert(index_after(self._starts, alloc.addr), alloc.addr)
+            self._starts.insert(at, alloc.addr)
             self.in_use += size
             self.peak = max(self.peak, self.in_use)
             return alloc
@@ -99,8 +101,10 @@ class HbmPool:
         )
 
     def _drop(self, alloc: Allocation) -> None:
+        # The search first: a Ctrl-C in it leaves the block allocated, to be freed again.
+        at = index_after(self._starts, alloc.addr) - 1  # starts are unique
         del self._allocs[alloc.addr]
-        self._starts.pop(index_after(self._starts, alloc.addr) - 1)  # starts are unique
+        self._starts.pop(at)
         self.in_use -= alloc.size
 
 
