@@ -1837,6 +1837,16 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         "a Ctrl-C inside the HBM pool's search leaves the pool consistent (freed again later)",
     ),
+    m(
+        "hbm-small-blocks-are-ctypes-arrays",
+        "runtime/sim/memory.py",
+        "        if size < SMALL_BLOCK_BYTES:\n",
+        "        if False:\n",
+        (
+            "tests/runtime/test_sim_memory.py::test_small_blocks_build_no_ctypes_type_and_never_move",
+        ),
+        "small HBM blocks build no ctypes array type per size (it would live until exit)",
+    ),
 )
 
 

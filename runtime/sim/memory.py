@@ -24,10 +24,15 @@ class Allocation:
     __slots__ = ("addr", "buffer", "owner", "size", "tag")
 
     def __init__(
-        self, addr: int, size: int, owner: object, tag: str, buffer: ctypes.Array[ctypes.c_char]
+        self,
+        addr: int,
+        size: int,
+        owner: object,
+        tag: str,
+        buffer: HostBlock | ctypes.Array[ctypes.c_char],
     ) -> None:
         self.addr, self.size, self.owner, self.tag = addr, size, owner, tag
-        self.buffer = buffer  # keeps the memory alive
+        self.buffer = buffer  # keeps the memory alive; its buffer is the block's `size` bytes
 
     def __repr__(self) -> str:
         return f"Allocation({self.addr:#x}, {self.size}, tag={self.tag!r})"
@@ -57,7 +62,7 @@ class HbmPool:
                     f"{self.capacity} free",
                 )
             buf = _host_buffer(size, tag, call)
-            alloc = Allocation(ctypes.addressof(buf), size, owner, tag, buf)
+            alloc = Allocation(_address(buf), size, owner, tag, buf)
             # Every call first, then the updates: a Ctrl-C in a call leaves the pool as it was.
             at = index_after(self._starts, alloc.addr)
             self._allocs[alloc.addr] = alloc
@@ -126,14 +131,41 @@ def index_after(starts: list[int], addr: int) -> int:
     return lo
 
 
-def _host_buffer(size: int, tag: str, call: str) -> ctypes.Array[ctypes.c_char]:
+class HostBlock(bytearray):
+    """A small block of simulated HBM: zeroed bytes whose address never moves.
+
+    `pin`, a ctypes view of the first byte, holds an export of the buffer, which
+    a bytearray never moves or resizes while exported.  Why not `(c_char * size)()`
+    for these too: ctypes builds (and keeps until exit) a new array type for
+    every distinct size, about 10 us each, and a first run allocates a dozen
+    blocks of different sizes.
+    """
+
+    __slots__ = ("pin",)
+    pin: ctypes.c_char
+
+
+#: Blocks below this are HostBlocks; larger ones are ctypes arrays, whose calloc'ed
+#: pages the host provides lazily (a bytearray writes every byte to zero it).
+SMALL_BLOCK_BYTES = 1 << 20
+
+
+def _host_buffer(size: int, tag: str, call: str) -> HostBlock | ctypes.Array[ctypes.c_char]:
     """`size` zeroed bytes of host memory; 207001 when the host cannot or should not give them."""
     why = host.refusal(size)
     if why is not None:
         raise CannError(ACL_ERROR_RT_MEMORY_ALLOCATION, call, f"{tag}: {why}")
     try:
+        if size < SMALL_BLOCK_BYTES:
+            block = HostBlock(size)
+            block.pin = ctypes.c_char.from_buffer(block)
+            return block
         return (ctypes.c_char * size)()
     except (MemoryError, OverflowError):
         raise CannError(
             ACL_ERROR_RT_MEMORY_ALLOCATION, call, f"{tag}: the host could not allocate {size} bytes"
         ) from None
+
+
+def _address(buf: HostBlock | ctypes.Array[ctypes.c_char]) -> int:
+    return ctypes.addressof(buf.pin if isinstance(buf, HostBlock) else buf)

@@ -1,4 +1,4 @@
-"""The simulated HBM pool finds the block holding an address without the `bisect` module.
+"""The simulated HBM pool starts cheaply: no `bisect` module, no ctypes type per block size.
 
 `runtime/sim/memory.py` writes its binary search out (`index_after`), so a new
 process's first run does not load `bisect`'s C extension (issue 9).  The search
@@ -9,13 +9,15 @@ keep answering range checks as a plain scan of its live blocks would.
 from __future__ import annotations
 
 import bisect
+import ctypes
+import gc
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simpler_build.runtime.sim import CannError
-from simpler_build.runtime.sim.memory import HbmPool, index_after
+from simpler_build.runtime.sim.memory import SMALL_BLOCK_BYTES, HbmPool, index_after
 
 
 @settings(max_examples=400, deadline=None)
@@ -64,3 +66,33 @@ def test_range_checks_match_a_scan_of_the_live_blocks(
                     pool.check_range(addr, count, "t")
     assert pool.release_owner(owner) == sum(live.values())
     assert pool.in_use == 0
+
+
+def _char_array_types() -> int:
+    return sum(
+        1
+        for o in gc.get_objects()
+        if isinstance(o, type) and o.__name__.startswith("c_char_Array_")
+    )
+
+
+def test_small_blocks_build_no_ctypes_type_and_never_move() -> None:
+    """A ctypes array type per distinct block size lives until exit and costs ~10 us to
+    build; small blocks are bytearrays pinned by an export instead (issue 9)."""
+    pool = HbmPool(1 << 30)
+    owner = object()
+    sizes = [SMALL_BLOCK_BYTES - 1 - 7 * k for k in range(40)]  # sizes no other test uses
+    before = _char_array_types()
+    blocks = [pool.allocate(size, owner, "t") for size in sizes]
+    assert _char_array_types() == before
+    for alloc in blocks:
+        assert ctypes.string_at(alloc.addr, alloc.size) == bytes(alloc.size)  # zeroed
+        view = memoryview(alloc.buffer)
+        assert view.nbytes == alloc.size
+        ctypes.memset(alloc.addr + alloc.size - 1, 0x5A, 1)  # the last byte is the block's
+        assert view[-1] == 0x5A
+        with pytest.raises(BufferError):  # pinned: the block can never move under a kernel
+            alloc.buffer.extend(b"x")  # type: ignore[union-attr]
+    big = pool.allocate(SMALL_BLOCK_BYTES, owner, "t")  # lazily zeroed pages: a ctypes array
+    assert isinstance(big.buffer, ctypes.Array) and ctypes.sizeof(big.buffer) == big.size
+    assert pool.release_owner(owner) == sum(sizes) + SMALL_BLOCK_BYTES
