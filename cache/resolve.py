@@ -10,34 +10,42 @@ A directory of manifests alone is therefore enough to run.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from simpler_build import log
-from simpler_build.cache.errors import BinaryUnavailable
 from simpler_build.cache.fingerprint import fingerprint_file
-from simpler_build.cache.transfer import Wanted, pull, wanted_of
-from simpler_build.manifest import Manifest
+from simpler_build.manifest import ROLES, Manifest
 
 TYPE_CHECKING = False  # on the runtime's start-up path: no typing import
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from simpler_build.cache.store import ArtifactCache
+    from simpler_build.cache.transfer import Wanted
     from simpler_build.remote import RemoteStorage
 
 
-def _beside(w: Wanted) -> tuple[Path | None, str]:
+def _debug(message: str, *args: object) -> None:
+    """`log.debug` on this module's logger; the log module itself loads only when logging
+    is loaded (simpler_build/log.py: without it no handler could show the record)."""
+    if "logging" in sys.modules:
+        from simpler_build import log
+
+        log.debug(__name__, message, *args)
+
+
+def _beside(beside: Path, fingerprint: str) -> tuple[Path | None, str]:
     """The manifest's own path when it is a regular file with the recorded fingerprint,
     else None and why not (for the miss message)."""
     try:
-        actual = fingerprint_file(w.beside)  # refuses a FIFO or device without blocking
+        actual = fingerprint_file(beside)  # refuses a FIFO or device without blocking
     except FileNotFoundError:
         return None, "not beside the manifest"
     except OSError as exc:
-        return None, f"{w.beside} {exc.strerror or exc}"
-    if actual != w.fingerprint:
-        return None, f"{w.beside} hashes to {actual}"
-    return w.beside, ""
+        return None, f"{beside} {exc.strerror or exc}"
+    if actual != fingerprint:
+        return None, f"{beside} hashes to {actual}"
+    return beside, ""
 
 
 def fill_hint(manifest: Manifest) -> str:
@@ -62,18 +70,26 @@ def resolve(
     out: dict[str, Path] = {}
     pending: list[Wanted] = []
     why: dict[str, str] = {}
-    for w in wanted_of(manifest):
-        path, why[w.role] = _beside(w)
+    for role in ROLES:
+        rec = manifest.binaries[role]
+        path, why[role] = _beside(rec.path, rec.fingerprint)
         if path is not None:
-            log.debug(__name__, "%s: beside the manifest", w.label())
-        else:
-            if cache is None:  # only now: binaries beside their manifest never load the store
-                from simpler_build.cache.store import ArtifactCache
+            _debug("%s %s (%s): beside the manifest", role, rec.fingerprint, rec.path.name)
+            out[role] = path
+    if len(out) == len(ROLES):
+        return out  # the first run's case: neither the transfer code nor the store loads
+    from simpler_build.cache.transfer import pull, wanted_of
 
-                cache = ArtifactCache()
-            path = cache.get(w.fingerprint)
-            outcome = "hit" if path is not None else "miss"
-            log.debug(__name__, "%s: cache %s (%s)", w.label(), outcome, why[w.role])
+    for w in wanted_of(manifest):
+        if w.role in out:
+            continue
+        if cache is None:  # only now: binaries beside their manifest never load the store
+            from simpler_build.cache.store import ArtifactCache
+
+            cache = ArtifactCache()
+        path = cache.get(w.fingerprint)
+        outcome = "hit" if path is not None else "miss"
+        _debug("%s: cache %s (%s)", w.label(), outcome, why[w.role])
         if path is None:
             pending.append(w)
         else:
@@ -92,12 +108,14 @@ def resolve(
                 where = f"{why[w.role]}, not in the cache {cache.root}"
                 if remotes:
                     where += " and not intact on " + " ".join(str(r.spec) for r in remotes)
+                from simpler_build.cache.errors import BinaryUnavailable
+
                 raise BinaryUnavailable(
                     manifest.path,
                     f"{w.role} {w.fingerprint} ({w.beside.name}) is available nowhere: "
                     f"{where}; run {fill_hint(manifest)}",
                 )
-            log.debug(__name__, "%s: pulled from a remote", w.label())
+            _debug("%s: pulled from a remote", w.label())
             out[w.role] = path
     return out
 

@@ -19,18 +19,70 @@ import fcntl
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # the simulator imports this module: no argparse on its import path
+TYPE_CHECKING = False  # the simulator imports this module: no typing on its import path
+if TYPE_CHECKING:  # nor argparse
     import argparse
+    from typing import Any
 
 SIM_ROOT_ENV = "SIMPLER_SIM_ROOT"
-#: dispatcher.cpp atomic_install: `<preinstall>/simpler_inner_<fp>_<dev>.so.tmp.XXXXXX` (mkstemp).
-DISPATCHER_TEMP = re.compile(r"^simpler_inner_[0-9a-f]{16}(?:_[0-9]+)?\.so\.tmp\.[A-Za-z0-9]{6}$")
-#: An installed inner SO: `simpler_inner_<fp>_<dev>.so`, or the legacy content-only name.
-INSTALLED_SO = re.compile(r"^simpler_inner_([0-9a-f]{16})(?:_([0-9]+))?\.so$")
-_FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
-_DEVICE_DIR = re.compile(r"^device([0-9]+)$")
+#: The name patterns, compiled on first use (`DISPATCHER_TEMP` etc. are module attributes
+#: made by `__getattr__`): the simulator imports this module on every first run, which
+#: matches names with `installed_fingerprint` and `is_dispatcher_temp` and compiles none.
+_PATTERNS = {
+    #: dispatcher.cpp atomic_install: `<preinstall>/simpler_inner_<fp>_<dev>.so.tmp.XXXXXX`.
+    "DISPATCHER_TEMP": r"^simpler_inner_[0-9a-f]{16}(?:_[0-9]+)?\.so\.tmp\.[A-Za-z0-9]{6}$",
+    #: An installed inner SO: `simpler_inner_<fp>_<dev>.so`, or the legacy content-only name.
+    "INSTALLED_SO": r"^simpler_inner_([0-9a-f]{16})(?:_([0-9]+))?\.so$",
+    "_FINGERPRINT": r"^[0-9a-f]{16}$",
+    "_DEVICE_DIR": r"^device([0-9]+)$",
+}
+_INNER_PREFIX = "simpler_inner_"
+_HEX = "0123456789abcdef"
+
+
+def _compiled(name: str) -> re.Pattern[str]:
+    """The pattern `name` of _PATTERNS, compiled once and kept as a module attribute."""
+    pattern = globals().get(name)
+    if pattern is None:
+        pattern = globals()[name] = re.compile(_PATTERNS[name])
+    return pattern
+
+
+def __getattr__(name: str) -> re.Pattern[str]:
+    if name in _PATTERNS:
+        return _compiled(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def installed_fingerprint(name: str) -> str | None:
+    """The fingerprint in an installed inner SO's name, or None if `name` is not one.
+
+    Exactly `INSTALLED_SO.match(name).group(1)` (tests/runtime/test_device_names.py
+    checks the two agree), with string operations: every first run of the runtime
+    checks the name of the SO it loads, and compiling the pattern cost more than
+    the rest of that check.
+    """
+    if name.endswith("\n"):  # `$` also matches before a final newline
+        name = name[:-1]
+    if not (name.startswith(_INNER_PREFIX) and name.endswith(".so")):
+        return None
+    middle = name[len(_INNER_PREFIX) : -3]
+    fingerprint, device = middle[:16], middle[16:]
+    if len(fingerprint) != 16 or fingerprint.strip(_HEX):
+        return None
+    if device and not (device[0] == "_" and device[1:].isascii() and device[1:].isdigit()):
+        return None
+    return fingerprint
+
+
+def is_dispatcher_temp(name: str) -> bool:
+    """Whether `name` is a dispatcher's temp file (`DISPATCHER_TEMP`).
+
+    Only a name that could be one is matched, so a directory of installed SOs
+    (every first run sweeps its preinstall directory) compiles no pattern.
+    """
+    return ".so.tmp." in name and _compiled("DISPATCHER_TEMP").match(name) is not None
 
 
 def sim_root() -> Path:
@@ -64,7 +116,7 @@ def preinstall_dirs(device: int | None) -> list[tuple[int, Path]]:
         names = os.listdir(root)
     except FileNotFoundError:
         return []
-    found = [(int(m.group(1)), n) for n in names if (m := _DEVICE_DIR.match(n))]
+    found = [(int(m.group(1)), n) for n in names if (m := _compiled("_DEVICE_DIR").match(n))]
     return [(d, root / n / "preinstall") for d, n in sorted(found)]
 
 
@@ -112,12 +164,12 @@ def gc_directory(device: int, directory: Path, keep: frozenset[str]) -> GcReport
             for entry in sorted(entries, key=lambda e: e.name):
                 if entry.is_dir(follow_symlinks=False):
                     continue
-                temp = DISPATCHER_TEMP.match(entry.name)
-                installed = INSTALLED_SO.match(entry.name)
-                if installed and installed.group(1) in keep:
+                temp = is_dispatcher_temp(entry.name)
+                installed = installed_fingerprint(entry.name)
+                if installed is not None and installed in keep:
                     report.kept.append(entry.name)
                     continue
-                if not (temp or installed):
+                if not temp and installed is None:
                     continue  # not the dispatcher's: left alone
                 try:
                     size = entry.stat(follow_symlinks=False).st_size
@@ -151,7 +203,7 @@ def _device_id(text: str) -> int:
 def _fingerprint(text: str) -> str:
     import argparse
 
-    if not _FINGERPRINT.match(text):
+    if not _compiled("_FINGERPRINT").match(text):
         raise argparse.ArgumentTypeError(
             f"invalid fingerprint {text!r}: 16 lowercase hex digits, as in simpler_inner_<fp>"
         )

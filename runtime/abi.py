@@ -9,14 +9,84 @@ device memory.
 from __future__ import annotations
 
 import ctypes
-import enum
+
+TYPE_CHECKING = False  # on the runtime's start-up path: no typing import
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import ClassVar, Self
 
 ABI_VERSION = 2
 GRAPH_MAGIC = 0x485052474C504D53  # "SMPLGRPH" little-endian
 NO_TASK = 0xFFFFFFFF  # SimplerExecState.failed_task when no task failed
 
 
-class Status(enum.IntEnum):
+class _ConstantsType(type):
+    """Lets a class of constants be iterated (in value order) and sized, as an enum is."""
+
+    _members: dict[int, AbiConstant]
+
+    def __iter__(cls) -> Iterator[AbiConstant]:
+        return iter(cls._members.values())
+
+    def __len__(cls) -> int:
+        return len(cls._members)
+
+
+class AbiConstant(int, metaclass=_ConstantsType):
+    """An int of a C enum that knows its name: `Status.OK`, `Status(3)`, `member.name`.
+
+    Why not `enum.IntEnum`: building its classes cost every new process's first
+    run about 0.3 ms (four enums), for constants that are only ever compared,
+    indexed with and printed.  A subclass turns its UPPER_CASE int attributes into
+    members, which are ints (`==`, hashing, ctypes fields), print as
+    `<Status.OK: 0>`, iterate in value order, and pickle as themselves;
+    `Status(9)` is a ValueError naming the class, as an enum's is.
+    """
+
+    __slots__ = ()
+    _members: ClassVar[dict[int, AbiConstant]] = {}
+    _names: ClassVar[dict[int, str]] = {}
+
+    def __init_subclass__(cls) -> None:
+        constants = {k: v for k, v in vars(cls).items() if k.isupper() and type(v) is int}
+        names: dict[int, str] = {}
+        for key, value in constants.items():
+            names.setdefault(value, key)  # a later name for a value is an alias, as in an enum
+        members = {v: int.__new__(cls, v) for v in sorted(names)}
+        for key, value in constants.items():
+            setattr(cls, key, members[value])
+        cls._members, cls._names = members, names
+
+    def __new__(cls, value: int) -> Self:
+        try:
+            return cls._members[value]  # type: ignore[return-value]
+        except (KeyError, TypeError):
+            raise ValueError(f"{value!r} is not a valid {cls.__name__}") from None
+
+    @property
+    def name(self) -> str:
+        return self._names[int(self)]
+
+    @property
+    def value(self) -> int:
+        return int(self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}.{self.name}: {int(self)}>"
+
+    __str__ = int.__repr__  # as IntEnum's: the number
+
+    def __reduce__(self) -> tuple[type[AbiConstant], tuple[int]]:
+        return type(self), (int(self),)
+
+
+if TYPE_CHECKING:  # the checker sees the enums these constants stand for
+    from enum import IntEnum as AbiEnum
+else:
+    AbiEnum = AbiConstant
+
+
+class Status(AbiEnum):
     """enum SimplerStatus."""
 
     OK = 0
@@ -28,7 +98,7 @@ class Status(enum.IntEnum):
     ABORTED = 6
 
 
-class KernelId(enum.IntEnum):
+class KernelId(AbiEnum):
     """enum SimplerKernelId: the index into the AICore kernel table."""
 
     VEC_ADD = 0
@@ -40,7 +110,7 @@ class KernelId(enum.IntEnum):
 KERNEL_COUNT = 4
 
 
-class CoreType(enum.IntEnum):
+class CoreType(AbiEnum):
     AIV = 0
     AIC = 1
 

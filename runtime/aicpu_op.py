@@ -304,7 +304,7 @@ class LoadAicpuOp:
             }
             for op, fn in op_types(self.fingerprint).items()
         }
-        data = json.dumps(doc, indent=2, sort_keys=True).encode()
+        data = json.dumps(doc, sort_keys=True).encode()  # no indent: C encoder
         self._json = anonymous_file(f"simpler_aicpu_{self.fingerprint}.json", data)
         return Path(path_of(self._json))
 

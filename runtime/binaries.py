@@ -191,15 +191,18 @@ class RuntimeBinaries(Record):
             raise ManifestError(
                 manifest.path, f"manifest is for arch {manifest.arch!r}, not the requested {arch!r}"
             )
-        from simpler_build.cache.errors import BinaryUnavailable, CacheError
         from simpler_build.cache.resolve import resolve
 
         try:
             paths = resolve(manifest, cache, remotes)
-        except BinaryUnavailable as exc:
-            raise BinaryError(exc.path, exc.problem) from None
-        except CacheError as exc:  # an unusable cache root: one line, no traceback
-            raise BinaryError(exc.path, f"artifact cache: {exc.problem}") from None
+        except Exception as exc:  # the cache's errors load only when one is raised
+            from simpler_build.cache.errors import BinaryUnavailable, CacheError
+
+            if isinstance(exc, BinaryUnavailable):
+                raise BinaryError(exc.path, exc.problem) from None
+            if isinstance(exc, CacheError):  # an unusable cache root: one line, no traceback
+                raise BinaryError(exc.path, f"artifact cache: {exc.problem}") from None
+            raise
         for role in ROLES:
             check_elf(paths[role], role)
         return cls(

@@ -841,8 +841,8 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "sim-loads-a-corrupt-preinstall",
         "runtime/sim/binary.py",
-        "    if m and m.group(1) != actual:\n",
-        "    if False:\n",
+        "        if named is not None and named != actual:\n",
+        "        if False:\n",
         (RS + "test_binary_load_verifies_and_refuses_op_type_collisions",),
         "a preinstalled SO whose bytes do not match its name is never dlopened",
     ),
@@ -1581,8 +1581,8 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "resolve-hit-not-logged",
         "cache/resolve.py",
-        '            outcome = "hit" if path is not None else "miss"\n',
-        '            outcome = "miss"\n',
+        '        outcome = "hit" if path is not None else "miss"\n',
+        '        outcome = "miss"\n',
         (LOG + "test_cache_decisions_are_logged_at_debug",),
         "cache hits and misses are logged at DEBUG",
     ),
@@ -1762,6 +1762,99 @@ MUTANTS: tuple[Mutant, ...] = (
         "    if (*round < SIMPLER_WAIT_SPINS || 1) {\n",
         ("tests/runtime/test_runtime_waits.py",),
         "a device thread waiting on a device word sleeps after a few rounds instead of spinning",
+    ),
+    # -- issue 9, first run (first9c) --------------------------------------------------------
+    m(
+        "abi-constants-are-enums",
+        "runtime/abi.py",
+        "    AbiEnum = AbiConstant\n",
+        "    from enum import IntEnum as AbiEnum\n",
+        (LEAN_START + "test_a_first_run_builds_no_enum_and_compiles_no_pattern_of_its_own",),
+        "the ABI's constants are ints with names: a first run builds no enum class",
+    ),
+    m(
+        "device-temp-check-compiles-its-pattern",
+        "core/device.py",
+        '    return ".so.tmp." in name and _compiled("DISPATCHER_TEMP").match(name) is not None\n',
+        '    return _compiled("DISPATCHER_TEMP").match(name) is not None\n',
+        (LEAN_START + "test_a_first_run_builds_no_enum_and_compiles_no_pattern_of_its_own",),
+        "a first run's sweep of a preinstall directory compiles no name pattern",
+    ),
+    m(
+        "installed-name-takes-any-digits",
+        "core/device.py",
+        '    if device and not (device[0] == "_" and device[1:].isascii()'
+        " and device[1:].isdigit()):\n",
+        '    if device and not (device[0] == "_" and device[1:].isdigit()):\n',
+        ("tests/runtime/test_device_names.py::test_string_checks_agree_with_the_patterns",),
+        "the string check of an installed SO's name is exactly the documented pattern",
+    ),
+    m(
+        "runtime-looks-for-pyelftools",
+        "runtime/_requires.py",
+        'NEEDS = {"numpy": "numpy"}\n',
+        'NEEDS = {"numpy": "numpy", "elftools": "pyelftools"}\n',
+        (LEAN_START + "test_the_runtime_never_looks_for_pyelftools",),
+        "the runtime's import never searches sys.path for pyelftools (it reads ELF with struct)",
+    ),
+    m(
+        "resolve-loads-the-transfer-code",
+        "cache/resolve.py",
+        "from simpler_build.manifest import ROLES, Manifest\n",
+        "from simpler_build.manifest import ROLES, Manifest\n"
+        "from simpler_build.cache.transfer import pull  # noqa: F401\n",
+        (LEAN_START + "test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime",),
+        "binaries beside their manifest load none of the cache's transfer code",
+    ),
+    m(
+        "resolve-imports-the-log-module",
+        "cache/resolve.py",
+        "import sys\nfrom pathlib import Path\n",
+        "import sys\nfrom pathlib import Path\n\nfrom simpler_build import log  # noqa: F401\n",
+        (LEAN_START + "test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime",),
+        "resolve loads the log module only when logging is loaded (nothing could show a record)",
+    ),
+    m(
+        "hbm-pool-imports-bisect",
+        "runtime/sim/memory.py",
+        "import ctypes\nimport threading\n",
+        "import bisect  # noqa: F401\nimport ctypes\nimport threading\n",
+        (LEAN_START + "test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime",),
+        "the HBM pool's block search loads no bisect extension on a first run",
+    ),
+    m(
+        "hbm-index-before-equal-starts",
+        "runtime/sim/memory.py",
+        "        if addr < starts[mid]:\n",
+        "        if addr <= starts[mid]:\n",
+        (
+            "tests/runtime/test_sim_memory.py::test_index_after_is_bisect_right",
+            "tests/runtime/test_sim_memory.py::test_range_checks_match_a_scan_of_the_live_blocks",
+        ),
+        "the HBM pool's written-out search is bisect_right: every range check finds its block",
+    ),
+    m(
+        "hbm-drop-updates-before-its-search",
+        "runtime/sim/memory.py",
+        "        at = index_after(self._starts, alloc.addr) - 1  # starts are unique\n"
+        "        del self._allocs[alloc.addr]\n        self._starts.pop(at)\n",
+        "        del self._allocs[alloc.addr]\n"
+        "        self._starts.pop(index_after(self._starts, alloc.addr) - 1)\n",
+        (
+            "tests/runtime/test_reliability_runtime.py::"
+            "test_ctrl_c_anywhere_in_finalize_then_finalize_again_releases_everything",
+        ),
+        "a Ctrl-C inside the HBM pool's search leaves the pool consistent (freed again later)",
+    ),
+    m(
+        "hbm-small-blocks-are-ctypes-arrays",
+        "runtime/sim/memory.py",
+        "        if size < SMALL_BLOCK_BYTES:\n",
+        "        if False:\n",
+        (
+            "tests/runtime/test_sim_memory.py::test_small_blocks_build_no_ctypes_type_and_never_move",
+        ),
+        "small HBM blocks build no ctypes array type per size (it would live until exit)",
     ),
 )
 

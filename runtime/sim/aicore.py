@@ -91,7 +91,8 @@ class KernelHandle:
             raise
         ctypes.memmove(alloc.addr, self.data, len(self.data))
         try:
-            lib = SharedLib(ctypes.string_at(alloc.addr, len(self.data)), "aicore_kernels")
+            # Loaded from the device copy itself (a view: no third copy of the ELF).
+            lib = SharedLib(memoryview(alloc.buffer), "aicore_kernels")
         except OSError as exc:
             device.hbm.free(alloc.addr, ctx, call)
             raise CannError(ACL_ERROR_RT_FILE_OPEN, call, f"{path}: does not load: {exc}") from None

@@ -45,7 +45,7 @@ from .errors import (
     ACL_ERROR_RT_PARAM_INVALID,
     CannError,
 )
-from .fs import INSTALLED_SO, legacy_names, preinstall_dir
+from .fs import installed_fingerprint, legacy_names, preinstall_dir
 from .sharedlib import SharedLib
 
 TYPE_CHECKING = False  # on the runtime's start-up path: no typing or dataclasses import
@@ -346,8 +346,8 @@ def _read_verified(path: Path, call: str) -> tuple[bytes, str, _Mapping]:
         if not data:
             raise CannError(ACL_ERROR_RT_KERNEL_SO_CORRUPT, call, f"{path}: empty file")
         actual = fingerprint_bytes(data)
-        m = INSTALLED_SO.match(path.name)
-        if m and m.group(1) != actual:
+        named = installed_fingerprint(path.name)
+        if named is not None and named != actual:
             raise CannError(
                 ACL_ERROR_RT_KERNEL_SO_CORRUPT,
                 call,
@@ -376,7 +376,7 @@ def rtsBinaryLoadFromFile(ctx: Context, json_path: str | os.PathLike[str]) -> Bi
                     alloc = device.hbm.allocate(len(data), ctx, f"cpu kernel {so}", call)
                     handle.resident.append(alloc.addr)
                     ctypes.memmove(alloc.addr, data, len(data))
-                    if INSTALLED_SO.match(so):
+                    if installed_fingerprint(so) is not None:
                         loaded[so] = _latch_or_load(device, so, so_path, fp, data, mapping)
                         with _latch_lock:
                             handle.latched.append(_latches[device.device_id])

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import _thread
 import ctypes
-import enum
 import os
 import threading
 import time
@@ -50,10 +49,13 @@ from .profiles import DeviceProfile, hbm_capacity, profile_for
 TYPE_CHECKING = False  # on the runtime's start-up path: no typing import
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from enum import IntEnum as AbiEnum  # the checker sees the enum MemcpyKind stands for
     from typing import Any
+else:
+    from ..abi import AbiConstant as AbiEnum  # an enum-free int constant (abi.py says why)
 
 
-class MemcpyKind(enum.IntEnum):
+class MemcpyKind(AbiEnum):
     """rtMemcpyKind_t."""
 
     HOST_TO_HOST = 0

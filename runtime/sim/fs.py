@@ -23,10 +23,29 @@ import weakref
 from pathlib import Path
 from types import TracebackType
 
-from simpler_build.device import DISPATCHER_TEMP, INSTALLED_SO, SIM_ROOT_ENV, sim_root
+from simpler_build import device as _layout
+from simpler_build.device import (
+    SIM_ROOT_ENV,
+    installed_fingerprint,
+    is_dispatcher_temp,
+    sim_root,
+)
 from simpler_build.files import NotRegularFile, kind_of
 
-__all__ = ["DISPATCHER_TEMP", "INSTALLED_SO", "SIM_ROOT_ENV", "sim_root"]
+__all__ = [  # and DISPATCHER_TEMP and INSTALLED_SO, through __getattr__
+    "SIM_ROOT_ENV",
+    "installed_fingerprint",
+    "is_dispatcher_temp",
+    "sim_root",
+]
+
+
+def __getattr__(name: str) -> object:
+    """DISPATCHER_TEMP and INSTALLED_SO, compiled on first use (`simpler_build.device`)."""
+    if name in ("DISPATCHER_TEMP", "INSTALLED_SO"):
+        return getattr(_layout, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Switch to the content-only name and in-place write #890 replaced; its regression test only.
 LEGACY_NAME_ENV = "SIMPLER_SIM_LEGACY_PREINSTALL_NAME"
@@ -86,7 +105,7 @@ def sweep_stale(directory: Path) -> list[str]:
     try:
         with os.scandir(directory) as entries:
             for entry in entries:
-                if DISPATCHER_TEMP.match(entry.name) and not entry.is_dir(follow_symlinks=False):
+                if is_dispatcher_temp(entry.name) and not entry.is_dir(follow_symlinks=False):
                     try:
                         os.unlink(entry.path)
                     except OSError:

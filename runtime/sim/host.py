@@ -57,10 +57,9 @@ def _cgroup_limit() -> tuple[int, int] | None:
     if cgroup is None:
         return None
     limit = _read_int(cgroup / "memory.max")
-    current = _read_int(cgroup / "memory.current")
-    if limit is None:
+    if limit is None:  # unlimited ("max") or no such file: its usage does not matter
         return None
-    return limit, current or 0
+    return limit, _read_int(cgroup / "memory.current") or 0
 
 
 def physical_bytes() -> int | None:

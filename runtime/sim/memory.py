@@ -11,7 +11,6 @@ OOM kill later (`host.py` says how that is judged).
 
 from __future__ import annotations
 
-import bisect
 import ctypes
 import threading
 
@@ -25,10 +24,15 @@ class Allocation:
     __slots__ = ("addr", "buffer", "owner", "size", "tag")
 
     def __init__(
-        self, addr: int, size: int, owner: object, tag: str, buffer: ctypes.Array[ctypes.c_char]
+        self,
+        addr: int,
+        size: int,
+        owner: object,
+        tag: str,
+        buffer: HostBlock | ctypes.Array[ctypes.c_char],
     ) -> None:
         self.addr, self.size, self.owner, self.tag = addr, size, owner, tag
-        self.buffer = buffer  # keeps the memory alive
+        self.buffer = buffer  # keeps the memory alive; its buffer is the block's `size` bytes
 
     def __repr__(self) -> str:
         return f"Allocation({self.addr:#x}, {self.size}, tag={self.tag!r})"
@@ -58,9 +62,11 @@ class HbmPool:
                     f"{self.capacity} free",
                 )
             buf = _host_buffer(size, tag, call)
-            alloc = Allocation(ctypes.addressof(buf), size, owner, tag, buf)
+            alloc = Allocation(_address(buf), size, owner, tag, buf)
+            # Every call first, then the updates: a Ctrl-C in a call leaves the pool as it was.
+            at = index_after(self._starts, alloc.addr)
             self._allocs[alloc.addr] = alloc
-            bisect.insort(self._starts, alloc.addr)
+            self._starts.insert(at, alloc.addr)
             self.in_use += size
             self.peak = max(self.peak, self.in_use)
             return alloc
@@ -88,7 +94,7 @@ class HbmPool:
     def check_range(self, addr: int, count: int, call: str) -> Allocation:
         """The live allocation holding [addr, addr + count); 107000 otherwise."""
         with self._lock:
-            i = bisect.bisect_right(self._starts, addr) - 1
+            i = index_after(self._starts, addr) - 1
             if i >= 0:
                 alloc = self._allocs[self._starts[i]]
                 if addr + count <= alloc.addr + alloc.size:
@@ -100,19 +106,66 @@ class HbmPool:
         )
 
     def _drop(self, alloc: Allocation) -> None:
+        # The search first: a Ctrl-C in it leaves the block allocated, to be freed again.
+        at = index_after(self._starts, alloc.addr) - 1  # starts are unique
         del self._allocs[alloc.addr]
-        self._starts.pop(bisect.bisect_left(self._starts, alloc.addr))
+        self._starts.pop(at)
         self.in_use -= alloc.size
 
 
-def _host_buffer(size: int, tag: str, call: str) -> ctypes.Array[ctypes.c_char]:
+def index_after(starts: list[int], addr: int) -> int:
+    """Where `addr` goes in the sorted `starts`, after any equal entry: `bisect.bisect_right`.
+
+    Written out because importing `bisect` loads its C extension, a shared
+    object of its own, on every new process's first run; the pool holds a few
+    dozen blocks, and copies on the launch path check their ranges once per
+    prepared graph, not per run (tests/runtime/test_sim_memory.py compares the two).
+    """
+    lo, hi = 0, len(starts)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if addr < starts[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+class HostBlock(bytearray):
+    """A small block of simulated HBM: zeroed bytes whose address never moves.
+
+    `pin`, a ctypes view of the first byte, holds an export of the buffer, which
+    a bytearray never moves or resizes while exported.  Why not `(c_char * size)()`
+    for these too: ctypes builds (and keeps until exit) a new array type for
+    every distinct size, about 10 us each, and a first run allocates a dozen
+    blocks of different sizes.
+    """
+
+    __slots__ = ("pin",)
+    pin: ctypes.c_char
+
+
+#: Blocks below this are HostBlocks; larger ones are ctypes arrays, whose calloc'ed
+#: pages the host provides lazily (a bytearray writes every byte to zero it).
+SMALL_BLOCK_BYTES = 1 << 20
+
+
+def _host_buffer(size: int, tag: str, call: str) -> HostBlock | ctypes.Array[ctypes.c_char]:
     """`size` zeroed bytes of host memory; 207001 when the host cannot or should not give them."""
     why = host.refusal(size)
     if why is not None:
         raise CannError(ACL_ERROR_RT_MEMORY_ALLOCATION, call, f"{tag}: {why}")
     try:
+        if size < SMALL_BLOCK_BYTES:
+            block = HostBlock(size)
+            block.pin = ctypes.c_char.from_buffer(block)
+            return block
         return (ctypes.c_char * size)()
     except (MemoryError, OverflowError):
         raise CannError(
             ACL_ERROR_RT_MEMORY_ALLOCATION, call, f"{tag}: the host could not allocate {size} bytes"
         ) from None
+
+
+def _address(buf: HostBlock | ctypes.Array[ctypes.c_char]) -> int:
+    return ctypes.addressof(buf.pin if isinstance(buf, HostBlock) else buf)

@@ -6,7 +6,9 @@ was checked is exactly what runs.  The copy is an anonymous, sealed memfd
 dlopened through `/proc/self/fd/N`: it has no name in any directory, so a
 Ctrl-C or a SIGKILL at any moment leaves no file behind, and the seals refuse
 writes from anyone who reaches it through /proc.  RTLD_LOCAL keeps one SO's
-symbols from resolving another's.
+symbols from resolving another's.  Loading and lookups go through `_ctypes`'
+dlopen/dlsym/dlclose, not `ctypes.CDLL`: a CDLL object builds a class of its own,
+and every first run loads three SOs (and probes each path twice).
 
 The dynamic loader matches a dlopen path against the names of libraries it
 already holds *before* it looks at the file, so `/proc/self/fd/N` must never
@@ -17,7 +19,6 @@ registered under its path any more, and a path still registered is skipped.
 from __future__ import annotations
 
 import _ctypes
-import ctypes
 import fcntl
 import io
 import os
@@ -36,10 +37,10 @@ def path_of(copy: io.FileIO) -> str:
 def registered(path: str) -> bool:
     """Whether the dynamic loader holds a library under `path` (RTLD_NOLOAD never loads)."""
     try:
-        lib = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+        handle = _ctypes.dlopen(path, os.RTLD_NOLOAD | os.RTLD_LAZY)
     except OSError:
         return False
-    _ctypes.dlclose(lib._handle)
+    _ctypes.dlclose(handle)
     return True
 
 
@@ -74,17 +75,19 @@ class SharedLib:
         self._copy: io.FileIO | None = None
         try:
             self._copy = _fresh_copy(data, label)
-            self._lib = ctypes.CDLL(path_of(self._copy), mode=_MODE)
-            self._handle = self._lib._handle
+            self._handle = _ctypes.dlopen(path_of(self._copy), _MODE)
         except BaseException:
             self.close()
             raise
 
     def symbol(self, name: str) -> int | None:
         """Address of the exported symbol `name`, or None when it is not exported."""
+        handle = self._handle
+        if handle is None:  # closed: as a closed CDLL's lookups fail, so does this one
+            raise ValueError(f"{self.label}: symbol lookup after close()")
         try:
-            return ctypes.cast(getattr(self._lib, name), ctypes.c_void_p).value
-        except AttributeError:
+            return _ctypes.dlsym(handle, name) or None
+        except OSError:
             return None
 
     def close(self) -> None:

@@ -8,7 +8,10 @@ chain graph and runs it once.  The promises:
 - no module of `simpler_build.runtime` executes an import of dataclasses,
   inspect or typing, and the first run loads no dataclasses at all (numpy
   itself loads inspect and typing, so those are checked by importer);
-- no pyelftools, no worker machinery (multiprocessing) for an in-process runner;
+- no pyelftools (not even a lookup of it), no worker machinery (multiprocessing) for an
+  in-process runner, and, binaries beside their manifest, none of the cache's transfer code;
+- no enum class built and no name pattern compiled by the runtime (its ABI constants are
+  plain ints with names; the device's names are checked with string operations);
 - a first run whose launch helper is already built and whose inner SO is
   already installed on the device compiles nothing (no subprocess, no
   tempfile) and installs nothing (no bootstrap): it probes and loads.
@@ -30,7 +33,7 @@ import pytest
 HEAVY = ("dataclasses", "inspect", "typing")
 
 _RECORDER = r"""
-import builtins, json, sys
+import builtins, enum, importlib.machinery, json, re, sys
 
 import numpy as np  # the floor: what the runtime needs anyway, loaded before recording
 
@@ -44,8 +47,45 @@ def _recording_import(name, globals=None, locals=None, fromlist=(), level=0):
     return _real(name, globals, locals, fromlist, level)
 
 
+searched = []  # top-level names looked up on sys.path (a find_spec of a module not loaded)
+_real_find = importlib.machinery.PathFinder.find_spec.__func__
+
+
+def _recording_find(cls, fullname, path=None, target=None):
+    searched.append(fullname)
+    return _real_find(cls, fullname, path, target)
+
+
+compiled = []  # (module that asked, pattern) of every regex compile the first run makes
+_real_compile = re._compile
+
+
+def _recording_compile(pattern, flags):
+    key = (type(pattern), pattern, flags)
+    if key not in re._cache:
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "re":
+            frame = frame.f_back
+        who = "?" if frame is None else frame.f_globals.get("__name__", "?")
+        compiled.append((who, str(pattern)))
+    return _real_compile(pattern, flags)
+
+
+def _enum_classes():
+    seen, todo = set(), [enum.Enum]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub not in seen:
+                seen.add(sub)
+                todo.append(sub)
+    return seen
+
+
+enums_before = _enum_classes()
 before = set(sys.modules)
 builtins.__import__ = _recording_import
+importlib.machinery.PathFinder.find_spec = classmethod(_recording_find)
+re._compile = _recording_compile
 try:
     from simpler_build.runtime import DeviceRunner, RuntimeBinaries
     from simpler_build.runtime.samples import chain_graph, chain_reference
@@ -58,9 +98,14 @@ try:
     assert np.allclose(out, chain_reference(a, b, c))
 finally:
     builtins.__import__ = _real
+    importlib.machinery.PathFinder.find_spec = classmethod(_real_find)
+    re._compile = _real_compile
 report = {
     "asked": asked,
     "added": sorted(set(sys.modules) - before),
+    "searched": searched,
+    "compiled": compiled,
+    "new_enums": sorted(f"{c.__module__}.{c.__qualname__}" for c in _enum_classes() - enums_before),
     "bootstraps": stats["dispatcher_bootstraps"],
     "probes": stats["dispatcher_probes"],
 }
@@ -126,8 +171,41 @@ def test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime(
     # The worker (multiprocessing, sockets) loads only for DeviceRunner(isolate=True).
     assert _loaded(report, "simpler_build.runtime.worker") == []
     assert _loaded(report, "multiprocessing") == []
-    # Binaries beside their manifest: the artifact store is never opened (cache/resolve.py).
-    assert _loaded(report, "simpler_build.cache.store") == []
+    # Binaries beside their manifest: the artifact store is never opened (cache/resolve.py),
+    # nor the code that moves binaries in (transfer, with its ELF reader) or the cache's errors.
+    for module in ("store", "transfer", "errors"):
+        assert _loaded(report, f"simpler_build.cache.{module}") == [], module
+    assert _loaded(report, "simpler_build.elf") == []
+    assert _loaded(report, "simpler_build.log") == []  # nothing to log to: logging is not loaded
+    # The HBM pool's block search is written out: no C extension of `bisect` to load.
+    assert _loaded(report, "bisect") == [] and _loaded(report, "_bisect") == []
+
+
+def test_a_first_run_builds_no_enum_and_compiles_no_pattern_of_its_own(
+    warm_env: tuple[Path, dict[str, str]],
+) -> None:
+    """The ABI's constants are not enum classes and the device's name patterns are not
+    compiled: building them cost every first run about 0.5 ms (runtime/abi.py,
+    simpler_build.device).  Other modules' patterns (json's) are theirs."""
+    report = _first_run(*warm_env)
+    assert report["new_enums"] == []
+    compiled = report["compiled"]
+    assert isinstance(compiled, list)
+    ours = [
+        (who, pattern)
+        for who, pattern in compiled
+        if who.startswith("simpler_build.runtime") or who == "simpler_build.device"
+    ]
+    assert ours == []
+
+
+def test_the_runtime_never_looks_for_pyelftools(warm_env: tuple[Path, dict[str, str]]) -> None:
+    """It reads ELF headers with struct, so it neither imports pyelftools nor asks whether it
+    is installed (a find_spec of a module not loaded scans every sys.path entry)."""
+    report = _first_run(*warm_env)
+    searched = report["searched"]
+    assert isinstance(searched, list) and searched  # the recorder saw the lookups there were
+    assert [name for name in searched if name.partition(".")[0] == "elftools"] == []
 
 
 def test_a_warm_first_run_compiles_and_installs_nothing(
