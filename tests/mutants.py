@@ -1556,7 +1556,7 @@ MUTANTS: tuple[Mutant, ...] = (
         '(see the module doc)."""\n    if "logging" in sys.modules:\n'
         "        get_logger(name).debug(",
         '(see the module doc)."""\n    if True:\n        get_logger(name).debug(',
-        (LOG + "test_the_read_path_never_imports_logging",),
+        (LOG + "test_debug_and_info_never_import_logging",),
         "debug logging never imports logging on the cache read path",
     ),
     m(

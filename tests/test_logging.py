@@ -92,6 +92,23 @@ def test_the_read_path_never_imports_logging(tmp_path: Path) -> None:
     assert stderr == ""
 
 
+def test_debug_and_info_never_import_logging() -> None:
+    """`log.debug` / `log.info` called where nobody imported logging load nothing: the
+    read path's callers (resolve, transfer's "already in the local cache") rely on it."""
+    code = (
+        "import sys\n"
+        "from simpler_build import log\n"
+        "log.debug('simpler_build.cache.transfer', '%s: already in the local cache', 'x')\n"
+        "log.info('simpler_build.cache.transfer', 'pulled %s', 'x')\n"
+        "print('logging' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert proc.stdout.strip() == "False"
+    assert proc.stderr == ""
+
+
 def test_silent_by_default_with_logging_loaded(tmp_path: Path) -> None:
     """A program that imports logging but configures nothing sees no record of ours:
     the package logger holds a NullHandler and nothing else, and nobody called

@@ -78,6 +78,9 @@ def test_the_real_names() -> None:
     assert device.installed_fingerprint(f"simpler_inner_{fp}_3.so.tmp.Ab12Cd") is None
     assert device.installed_fingerprint(f"simpler_inner_{fp.upper()}_3.so") is None
     assert device.installed_fingerprint(f"simpler_inner_{fp}_.so") is None
+    for digit in ("\u0663", "\u00b2"):  # Arabic-Indic three, superscript two: isdigit(), not [0-9]
+        name = f"simpler_inner_{fp}_{digit}.so"
+        assert device.installed_fingerprint(name) is None is _reference_installed(name)
     assert device.is_dispatcher_temp(f"simpler_inner_{fp}_3.so.tmp.Ab12Cd")
     assert not device.is_dispatcher_temp(f"simpler_inner_{fp}_3.so.tmp.Ab12C")
     assert not device.is_dispatcher_temp(f"simpler_inner_{fp}_3.so")
