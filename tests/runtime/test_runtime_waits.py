@@ -8,11 +8,19 @@ for the exec, the exec waiting for the AICore side, scheduler threads waiting
 for thread 0 or for a ready task) spins a few rounds, then sleeps until the
 writer wakes it, reading the abort word at each poll.
 
-The measure is CPU time, not wall time: a launch that can never finish waits
-out its op timeout (1 s here), and the process may spend only a small part of
-a core on it.  Spinning threads would spend one core or more for the whole
-second.  Each case runs in a fresh process with one BLAS thread, so nothing
-else of the test process is counted.
+A launch that can never finish waits out its op timeout (1 s here), and the
+process is measured over that second, in two ways that do not depend on the
+wall clock:
+
+- voluntary context switches: a thread that sleeps blocks (one switch per
+  sleep, about a thousand a second at the 1 ms abort poll); a thread that
+  yield-spins never blocks, so it adds none however busy the machine is;
+- CPU time: on an idle machine a spinning thread burns a whole core, a
+  sleeping one a small part of it.  (On a busy machine a yield-spinner gets
+  little CPU, which is why the switches are counted too.)
+
+Each case runs in a fresh process with one BLAS thread, so nothing else of
+the test process is counted.
 """
 
 from __future__ import annotations
@@ -24,8 +32,11 @@ from pathlib import Path
 
 import pytest
 
-#: CPU seconds a whole 1-second wait may cost the process; spinning costs >= 1.
+#: CPU seconds a whole 1-second wait may cost the process; spinning costs >= 1 when idle.
 CPU_BUDGET = 0.2
+#: Voluntary context switches a 1-second wait must show at least: sleeping makes about a
+#: thousand per waiting thread, spinning about ten (the main thread's own waits).
+MIN_SLEEPS = 100
 
 _CHILD = r"""
 import ctypes, resource, sys
@@ -50,17 +61,18 @@ else:  # "exec-waits": thread 0 for an AICore side never launched, the others fo
         runner._op.launch(runner._op.exec_fn, ctypes.addressof(args), ctypes.sizeof(args),
                           runner.launch_threads)
 
-def cpu():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+def usage():
+    u = resource.getrusage(resource.RUSAGE_SELF)  # every thread of the process
+    return u.ru_utime + u.ru_stime, u.ru_nvcsw
 
-before = cpu()
+cpu0, sleeps0 = usage()
 try:
     call()
     code = 0
 except sim.CannError as exc:
     code = exc.code
-print(code, cpu() - before)
+cpu1, sleeps1 = usage()
+print(code, cpu1 - cpu0, sleeps1 - sleeps0)
 """
 
 
@@ -79,6 +91,7 @@ def test_a_launch_waiting_out_its_op_timeout_sleeps(
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    code, cpu = proc.stdout.split()
+    code, cpu, sleeps = proc.stdout.split()
     assert int(code) == 507046  # the wait really lasted the whole op timeout
+    assert int(sleeps) >= MIN_SLEEPS, f"{case}: {sleeps} voluntary switches in the 1 s wait"
     assert float(cpu) < CPU_BUDGET, f"{case}: the 1 s wait cost {float(cpu):.2f} s of CPU"
