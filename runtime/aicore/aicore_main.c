@@ -21,10 +21,5 @@ int32_t simpler_aicore_main(void *raw, const SimplerCpuLaunch *launch) {
     _Atomic uint32_t *done = (_Atomic uint32_t *)&st->aicpu_done;
     atomic_store_explicit(ready, args->epoch, memory_order_release);
     simpler_wake(ready);
-    uint32_t seen, round = 0;
-    while ((seen = atomic_load_explicit(done, memory_order_acquire)) != args->epoch) {
-        if (simpler_aborted(launch)) return SIMPLER_E_ABORTED;
-        simpler_wait_round(done, seen, &round);
-    }
-    return SIMPLER_OK;
+    return simpler_wait_for(done, args->epoch, launch) ? SIMPLER_OK : SIMPLER_E_ABORTED;
 }

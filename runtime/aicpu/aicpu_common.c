@@ -47,8 +47,6 @@ typedef struct Sched {
 
 #define SETUP_FAILED ((uint64_t)1) /* launch_scratch: thread 0 gave up, nothing to schedule */
 
-#define aborted simpler_aborted
-
 /* Threads waiting for a ready task must see a push or a failure at once, not at the poll. */
 static void wake_waiting(Sched *s) {
     if (atomic_load(&s->waiting) != 0) simpler_wake(&s->tail);
@@ -86,7 +84,7 @@ static void work(const SimplerExecArgs *args, Sched *s, const SimplerCpuLaunch *
     uint32_t round = 0; /* rounds of the current wait for a ready task */
     for (;;) {
         if (atomic_load_explicit(&s->status, memory_order_relaxed) != SIMPLER_OK) return;
-        if (aborted(launch)) {
+        if (simpler_aborted(launch)) {
             fail(s, UINT32_MAX, SIMPLER_E_ABORTED);
             return;
         }
@@ -103,7 +101,7 @@ static void work(const SimplerExecArgs *args, Sched *s, const SimplerCpuLaunch *
         round = 0;
         uint32_t v, r = 0; /* the pusher bumped tail before writing the slot: it is coming */
         while ((v = atomic_load_explicit(&s->ready[h], memory_order_acquire)) == 0) {
-            if (aborted(launch)) break;
+            if (simpler_aborted(launch)) break;
             simpler_wait_round(&s->ready[h], 0, &r); /* a preempted pusher: the poll finds it */
         }
         if (v == 0) continue;
@@ -204,13 +202,7 @@ static void report(const SimplerExecArgs *args, uint32_t status, uint32_t failed
 /* Whether the AICore side of this run is up; 0 once the device aborted the launch. */
 static int aicore_up(const SimplerExecArgs *args, const SimplerCpuLaunch *launch) {
     SimplerExecState *st = (SimplerExecState *)(uintptr_t)args->state;
-    _Atomic uint32_t *ready = (_Atomic uint32_t *)&st->aicore_ready;
-    uint32_t seen, round = 0;
-    while ((seen = atomic_load_explicit(ready, memory_order_acquire)) != args->epoch) {
-        if (aborted(launch)) return 0;
-        simpler_wait_round(ready, seen, &round);
-    }
-    return 1;
+    return simpler_wait_for((_Atomic uint32_t *)&st->aicore_ready, args->epoch, launch);
 }
 
 int32_t simpler_sched_exec(void *raw, const SimplerCpuLaunch *launch, SimplerPredsFn preds) {
@@ -255,7 +247,8 @@ int32_t simpler_sched_exec(void *raw, const SimplerCpuLaunch *launch, SimplerPre
     uint64_t word;
     uint32_t round = 0;
     while ((word = atomic_load_explicit(scratch, memory_order_acquire)) == 0) {
-        if (aborted(launch)) return SIMPLER_OK; /* thread 0 never published: nothing shared */
+        /* thread 0 never published: nothing is shared */
+        if (simpler_aborted(launch)) return SIMPLER_OK;
         simpler_wait_round(scratch, 0, &round); /* the low half: 0 until published */
     }
     if (word == SETUP_FAILED) return SIMPLER_OK;

@@ -56,6 +56,17 @@ static inline void simpler_wait_round(void *word, uint32_t seen, uint32_t *round
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, seen, &poll, NULL, 0);
 }
 
+/* Wait until *word == value; 1 then, 0 if the launch was aborted first. */
+static inline int simpler_wait_for(_Atomic uint32_t *word, uint32_t value,
+                                   const SimplerCpuLaunch *launch) {
+    uint32_t seen, round = 0;
+    while ((seen = atomic_load_explicit(word, memory_order_acquire)) != value) {
+        if (simpler_aborted(launch)) return 0;
+        simpler_wait_round(word, seen, &round);
+    }
+    return 1;
+}
+
 /* Wake every thread sleeping on `word`; call after storing to it. */
 static inline void simpler_wake(void *word) {
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
