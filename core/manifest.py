@@ -18,8 +18,8 @@ from simpler_build.cache.fingerprint import is_fingerprint
 from simpler_build.errors import SimplerError
 from simpler_build.files import FileTooLarge, NotRegularFile, read_regular_stat
 
-# `cache warm` reads manifests: no typing/dataclasses at start-up, and json only when a
-# manifest is parsed (an unchanged one is answered by the stat index, cache/index.py).
+# `cache warm` reads manifests: no typing/dataclasses at start-up, and JSON's C scanner
+# only when a manifest is parsed (an unchanged one is answered by the stat index, cache/index.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -181,7 +181,7 @@ def _matches(pattern: str, text: str) -> bool:
 def _read(p: Path) -> tuple[Any, os.stat_result, os.stat_result]:
     """The parsed JSON of a manifest file and its stats before and after the read; every
     failure is one ManifestError naming it."""
-    import json
+    from simpler_build import jsonio
 
     try:
         raw, before, after = read_regular_stat(p, MAX_MANIFEST_BYTES)
@@ -198,12 +198,14 @@ def _read(p: Path) -> tuple[Any, os.stat_result, os.stat_result]:
     except UnicodeDecodeError as exc:
         raise ManifestError(p, f"not UTF-8 text (invalid byte at offset {exc.start})") from None
     try:
-        return json.loads(text), before, after
-    except json.JSONDecodeError as exc:
-        raise ManifestError(p, f"not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        return jsonio.loads(text), before, after
     except RecursionError:
         raise ManifestError(p, "not valid JSON: nested too deeply") from None
-    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+    except ValueError as exc:  # json.JSONDecodeError, or e.g. an integer of 4300+ digits
+        lineno = getattr(exc, "lineno", None)
+        if lineno is not None:
+            msg = getattr(exc, "msg", exc)
+            raise ManifestError(p, f"not valid JSON: {msg} at line {lineno}") from None
         raise ManifestError(p, f"not valid JSON: {exc}") from None
 
 

@@ -24,16 +24,16 @@ process that looks at the preinstall directory (`sim.fs.PreinstallLock`), or by
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import ctypes
 import io
-import json
 import os
-import threading
 import warnings
 from collections import Counter
 from pathlib import Path
 
+from simpler_build import jsonio
 from simpler_build.cache.fingerprint import fingerprint_bytes, fingerprint_file
 from simpler_build.errors import DeviceError
 from simpler_build.files import read_regular
@@ -56,8 +56,8 @@ PROBE_INSTALLED, PROBE_MISSING = 1, 2
 
 _BootKey = tuple[str, str]  # (preinstall directory, installed file name)
 _bootstrapped: set[_BootKey] = set()
-_key_locks: dict[_BootKey, threading.Lock] = {}
-_registry_lock = threading.Lock()
+_key_locks: dict[_BootKey, _thread.LockType] = {}
+_registry_lock = _thread.allocate_lock()
 _process_stats: Counter[str] = Counter()
 #: device id -> (pid, fingerprint, runtime) of the first inner SO this process loaded there.
 _path_a_loaded: dict[int, tuple[int, str, str]] = {}
@@ -79,9 +79,9 @@ class InnerSoLatchError(DeviceError):
         )
 
 
-def _key_lock(key: _BootKey) -> threading.Lock:
+def _key_lock(key: _BootKey) -> _thread.LockType:
     with _registry_lock:
-        return _key_locks.setdefault(key, threading.Lock())
+        return _key_locks.setdefault(key, _thread.allocate_lock())
 
 
 def process_stats() -> dict[str, int]:
@@ -304,7 +304,7 @@ class LoadAicpuOp:
             }
             for op, fn in op_types(self.fingerprint).items()
         }
-        data = json.dumps(doc, sort_keys=True).encode()  # no indent: C encoder
+        data = jsonio.dumps(doc).encode()
         self._json = anonymous_file(f"simpler_aicpu_{self.fingerprint}.json", data)
         return Path(path_of(self._json))
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import _thread
 import contextlib
 import ctypes
-import threading
 import warnings
 import weakref
 from collections import Counter, deque
@@ -262,7 +261,7 @@ class _Teardown:
 
 #: Teardowns of collected runners; deque's append and popleft are atomic and take no lock.
 _collected_queue: deque[_Teardown] = deque()
-_release_lock = threading.Lock()
+_release_lock = _thread.allocate_lock()
 
 
 def _collected(teardown: _Teardown, label: str) -> None:
@@ -366,7 +365,7 @@ class DeviceRunner:
         self.aicpu_threads = threads
         self.launch_threads = profile.launch_aicpu_threads
         self.max_block_dim = profile.max_block_dim
-        self._lock = threading.RLock()
+        self._lock = _thread.RLock()
         self._counts: Counter[str] = Counter()
         self._prepared: list[PreparedGraph] = []  # open ones: close() or finalize() ends them
         self._alloc_bytes = 0  # bytes allocated by the prepare in progress

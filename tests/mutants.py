@@ -1820,8 +1820,8 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "hbm-pool-imports-bisect",
         "runtime/sim/memory.py",
-        "import ctypes\nimport threading\n",
-        "import bisect  # noqa: F401\nimport ctypes\nimport threading\n",
+        "import _thread\nimport ctypes\n",
+        "import _thread\nimport bisect  # noqa: F401\nimport ctypes\n",
         (LEAN_START + "test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime",),
         "the HBM pool's block search loads no bisect extension on a first run",
     ),
@@ -1858,6 +1858,48 @@ MUTANTS: tuple[Mutant, ...] = (
             "tests/runtime/test_sim_memory.py::test_small_blocks_build_no_ctypes_type_and_never_move",
         ),
         "small HBM blocks build no ctypes array type per size (it would live until exit)",
+    ),
+    # -- issue 9, first run (round 5) ---------------------------------------------------------
+    m(
+        "launch-threads-stay-pinned",
+        "runtime/sim/_launch.c",
+        "    if (t->pinned) sched_setaffinity(0, sizeof t->allowed, &t->allowed);\n",
+        "    if (0) sched_setaffinity(0, sizeof t->allowed, &t->allowed);\n",
+        ("tests/runtime/test_launch_path.py::test_launch_threads_keep_their_creators_cpus",),
+        "a launch thread starts on its creator's CPU, then may run wherever its creator may",
+    ),
+    m(
+        "jsonio-ignores-trailing-data",
+        "core/jsonio.py",
+        "    if stripped:\n",
+        "    if False:\n",
+        ("tests/test_jsonio.py",),
+        "simpler_build.jsonio parses what json.loads parses and refuses what it refuses",
+    ),
+    m(
+        "jsonio-dumps-unsorted",
+        "core/jsonio.py",
+        '{}, _unserializable, encode_basestring_ascii, None, ": ", ", ", True, False, True',
+        '{}, _unserializable, encode_basestring_ascii, None, ": ", ", ", False, False, True',
+        ("tests/test_jsonio.py",),
+        "simpler_build.jsonio writes what json.dumps(sort_keys=True) writes",
+    ),
+    m(
+        "manifest-read-loads-json",
+        "core/manifest.py",
+        "    from simpler_build import jsonio\n",
+        "    import json as jsonio\n",
+        (LEAN_START + "test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime",),
+        "a first run parses its manifest without importing the json package",
+    ),
+    m(
+        "sim-stream-builds-its-condition-up-front",
+        "runtime/sim/device.py",
+        "        self._cond: threading.Condition | None = None\n",
+        '        self._cond: threading.Condition | None = __import__("threading").Condition(\n'
+        "            self.lock\n        )\n",
+        (LEAN_START + "test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime",),
+        "a stream that never queues work never loads threading (its condition is made lazily)",
     ),
 )
 

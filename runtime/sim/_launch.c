@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,6 +51,8 @@ typedef struct SimThread {
     SimLaunch *_Atomic job;
     uint32_t index;
     struct SimThread *next; /* the next thread of the job: this one wakes it (a cascade) */
+    int pinned;             /* started on its creator's CPU: restore `allowed` first */
+    cpu_set_t allowed;      /* the creator's CPU mask */
 } SimThread;
 
 static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *ts) {
@@ -59,6 +62,7 @@ static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct tim
 static void *thread_main(void *raw) {
     SimThread *t = raw;
     uint32_t seen = 0;
+    if (t->pinned) sched_setaffinity(0, sizeof t->allowed, &t->allowed);
     for (;;) {
         uint32_t s;
         while ((s = atomic_load_explicit(&t->seq, memory_order_acquire)) == seen)
@@ -80,6 +84,22 @@ static void *thread_main(void *raw) {
     }
 }
 
+/*
+ * A new thread starts on its creator's CPU, then takes the creator's mask back.  The kernel
+ * places a new thread on the least loaded CPU, and right after `import numpy` that is the
+ * one where numpy's BLAS worker spins: a new thread has no claim to preempt it and waits out
+ * its slice (milliseconds).  The creator is about to block on the launch, so its CPU is the
+ * one that frees up.  docs/simulated-device.md "Waiting".
+ */
+static void start_on_this_cpu(SimThread *t, pthread_attr_t *attr) {
+    const int cpu = sched_getcpu();
+    if (cpu < 0 || sched_getaffinity(0, sizeof t->allowed, &t->allowed) != 0) return;
+    cpu_set_t here;
+    CPU_ZERO(&here);
+    CPU_SET(cpu, &here);
+    t->pinned = pthread_attr_setaffinity_np(attr, sizeof here, &here) == 0;
+}
+
 /* A parked launch thread (detached: a kernel that never returns cannot block exit); NULL on
  * failure. */
 SimThread *simlaunch_thread_start(void) {
@@ -89,6 +109,7 @@ SimThread *simlaunch_thread_start(void) {
     pthread_t tid;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    start_on_this_cpu(t, &attr);
     const int rc = pthread_create(&tid, &attr, thread_main, t);
     pthread_attr_destroy(&attr);
     if (rc != 0) {

@@ -23,13 +23,13 @@ Path A's rules (docs/simulated-device.md "Path A"):
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import ctypes
-import json
 import os
-import threading
 from pathlib import Path
 
+from simpler_build import jsonio
 from simpler_build.cache.fingerprint import fingerprint_bytes
 from simpler_build.files import open_regular, read_regular
 
@@ -153,7 +153,7 @@ class _Latch:
 
 
 _latches: dict[int, _Latch] = {}
-_latch_lock = threading.Lock()
+_latch_lock = _thread.allocate_lock()
 
 
 def latched(device_id: int) -> tuple[str, str] | None:
@@ -290,10 +290,10 @@ def _parse(json_path: Path, call: str) -> dict[str, tuple[str, str]]:
     which does not have the op (507902, upstream #822).
     """
     try:
-        data = json.loads(read_regular(json_path).decode("utf-8"))
+        data = jsonio.loads(read_regular(json_path).decode("utf-8"))
     except OSError as exc:
         raise CannError(ACL_ERROR_RT_FILE_OPEN, call, f"{json_path}: {exc.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError
         raise CannError(ACL_ERROR_RT_PARAM_INVALID, call, f"{json_path}: not JSON: {exc}") from None
     if not isinstance(data, dict) or not data:
         raise CannError(ACL_ERROR_RT_PARAM_INVALID, call, f"{json_path}: no opType entries")

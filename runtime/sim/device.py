@@ -26,7 +26,6 @@ from __future__ import annotations
 import _thread
 import ctypes
 import os
-import threading
 import time
 import warnings
 from collections import Counter, deque
@@ -48,6 +47,7 @@ from .profiles import DeviceProfile, hbm_capacity, profile_for
 
 TYPE_CHECKING = False  # on the runtime's start-up path: no typing import
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable
     from enum import IntEnum as AbiEnum  # the checker sees the enum MemcpyKind stands for
     from typing import Any
@@ -111,7 +111,7 @@ class Device:
         self.released_at_teardown: Counter[str] = Counter()
         #: opType -> (fingerprint of its kernel SO, live binaries registering it)
         self.op_types: dict[str, tuple[str, int]] = {}
-        self.lock = threading.RLock()
+        self.lock = _thread.RLock()
 
     @property
     def arch(self) -> str:
@@ -364,17 +364,23 @@ class _Watchdog:
     It sleeps at most the smallest op timeout of any stream that launched, so a
     launch started after it went to sleep can never have an earlier deadline
     than its wake-up: launches only register, they never wake it (one thread per
-    process, started by the first launch).
+    process, started by the first launch).  Only a shorter period wakes it early.
+
+    Plain `_thread` locks, not a `threading.Condition`: `threading` is not
+    loaded on a first run (docs/simulated-device.md "Launch path").
     """
 
     def __init__(self) -> None:
-        self._cv = threading.Condition()
+        self._lock = _thread.allocate_lock()  # guards the fields below
+        #: Held while the loop sleeps on it, released to wake the loop early.
+        self._wakeup = _thread.allocate_lock()
+        self._wakeup.acquire()
         self._streams: set[Stream] = set()
         self._period = float("inf")
         self._started = False
 
     def watch(self, stream: Stream) -> None:
-        with self._cv:
+        with self._lock:
             self._streams.add(stream)
             if not self._started:
                 # A bare thread (daemon-like: never joined at exit): threading.Thread.start
@@ -383,11 +389,12 @@ class _Watchdog:
                 self._started = True
             if stream.op_timeout < self._period:
                 self._period = stream.op_timeout
-                self._cv.notify()
+                if self._wakeup.locked():  # else a wake-up is already pending
+                    self._wakeup.release()
 
     def _loop(self) -> None:
         while True:
-            with self._cv:
+            with self._lock:
                 now = time.monotonic()
                 wake, due = now + self._period, []
                 for stream in list(self._streams):
@@ -398,9 +405,9 @@ class _Watchdog:
                         due.append(stream)
                     else:
                         wake = min(wake, launch.deadline)
-                if not due:
-                    self._cv.wait(wake - now)
-                    continue
+            if not due:
+                self._wakeup.acquire(timeout=max(0.0, wake - now))
+                continue
             for stream in due:
                 stream.complete_inflight()
 
@@ -418,7 +425,10 @@ class Stream:
         self.alive = True
         self.pending: CannError | None = None
         self.op_timeout = op_timeout
-        self._cv = threading.Condition()
+        #: Guards the queue, `inflight` and `pending`.  Its condition is made by the first
+        #: waiter: a stream that never queues work never loads `threading` (_wait).
+        self.lock = _thread.RLock()
+        self._cond: threading.Condition | None = None
         self._queue: deque[Callable[[Stream], None]] = deque()
         self._worker: threading.Thread | None = None
         #: Launch threads, reused launch after launch (only the worker uses them).
@@ -429,7 +439,7 @@ class Stream:
         self._record: LaunchRecord | None = None
         #: The CPU launch started straight from the launch call, when the stream was idle.
         self.inflight: Inflight | None = None
-        self._finishing = threading.Lock()  # one party waits for and judges `inflight`
+        self._finishing = _thread.allocate_lock()  # one party waits for and judges `inflight`
 
     def launch_threads(self, count: int) -> ctypes.Array[ctypes.c_void_p]:
         """At least `count` launch threads as a C array, started as needed (worker thread only)."""
@@ -464,25 +474,40 @@ class Stream:
             raise CannError(ACL_ERROR_RT_INVALID_HANDLE, call, "stream was destroyed")
         return self.ctx.check(call)
 
+    def _wait(self) -> None:
+        """Wait for a `_notify_all`; the caller holds `lock` and re-checks its condition."""
+        if self._cond is None:
+            import threading
+
+            self._cond = threading.Condition(self.lock)
+        self._cond.wait()
+
+    def _notify_all(self) -> None:
+        """Wake every `_wait`er; the caller holds `lock` (no condition yet: nobody waits)."""
+        if self._cond is not None:
+            self._cond.notify_all()
+
     def fail(self, err: CannError) -> None:
         """Hold `err` for the next rtStreamSynchronize (the first failure wins)."""
-        with self._cv:
+        with self.lock:
             if self.pending is None:
                 self.pending = err
 
     def submit(self, work: Callable[[Stream], None]) -> None:
         """Queue `work` (called with this stream on its worker thread); returns at once."""
-        with self._cv:
+        with self.lock:
             self._enqueue(work)
 
     def _enqueue(self, work: Callable[[Stream], None]) -> None:
         self._queue.append(work)
         if self._worker is None:
+            import threading  # the worker waits on the condition, which loads it anyway
+
             self._worker = threading.Thread(
                 target=self._serve, name=f"sim-stream-{id(self):x}", daemon=True
             )
             self._worker.start()
-        self._cv.notify_all()
+        self._notify_all()
 
     def launch(self, launch: Inflight) -> None:
         """Run a CPU launch in stream order; returns at once.
@@ -492,7 +517,7 @@ class Stream:
         later work, teardown, or the watchdog at the op timeout -- finishes it.
         Behind other work it is queued for the worker like any other launch.
         """
-        with self._cv:
+        with self.lock:
             if self._queue or self.inflight is not None:
                 self._enqueue(lambda s: finish_launch(s, start_launch(s, launch)))
                 return
@@ -514,15 +539,15 @@ class Stream:
             except Exception as exc:  # a simulator bug: fail the stream, keep going
                 self.fail(CannError(ACL_ERROR_RT_PARAM_INVALID, "stream launch", repr(exc)))
             finally:
-                with self._cv:
+                with self.lock:
                     self.inflight = None
-                    self._cv.notify_all()
+                    self._notify_all()
 
     def _serve(self) -> None:
         while True:
-            with self._cv:
+            with self.lock:
                 while not self._queue and self.alive:
-                    self._cv.wait()
+                    self._wait()
                 if not self._queue:
                     self._worker = None
                     return
@@ -536,24 +561,24 @@ class Stream:
             except Exception as exc:  # a simulator bug: fail the stream, keep the worker
                 self.fail(CannError(ACL_ERROR_RT_PARAM_INVALID, "stream worker", repr(exc)))
             finally:
-                with self._cv:
+                with self.lock:
                     self._queue.popleft()
-                    self._cv.notify_all()
+                    self._notify_all()
 
     def drain(self) -> None:
         """Wait until everything queued has run (each launch is bounded by the op timeout)."""
         while True:
             self.complete_inflight()
-            with self._cv:
+            with self.lock:
                 if not self._queue and self.inflight is None:
                     return
                 if self._queue:
-                    self._cv.wait()
+                    self._wait()
 
     def release(self) -> None:
         self.alive = False
-        with self._cv:
-            self._cv.notify_all()
+        with self.lock:
+            self._notify_all()
         self.drain()
         while self.pool:
             self.pool.pop().stop()
@@ -564,7 +589,7 @@ class Stream:
 
 
 _devices: dict[int, Device] = {}
-_registry_lock = threading.Lock()
+_registry_lock = _thread.allocate_lock()
 
 
 def _teardown(device: Device) -> None:
@@ -707,7 +732,7 @@ def rtStreamSynchronize(stream: Stream) -> None:
     """Wait for the stream's queue to drain; raises the first failure of a launch on it."""
     stream.check("rtStreamSynchronize")
     stream.drain()
-    with stream._cv:
+    with stream.lock:
         err, stream.pending = stream.pending, None
     if err is not None:
         raise err

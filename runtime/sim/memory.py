@@ -11,8 +11,8 @@ OOM kill later (`host.py` says how that is judged).
 
 from __future__ import annotations
 
+import _thread
 import ctypes
-import threading
 
 from . import host
 from .errors import ACL_ERROR_RT_MEMORY_ALLOCATION, ACL_ERROR_RT_PARAM_INVALID, CannError
@@ -45,7 +45,7 @@ class HbmPool:
         self.capacity = capacity
         self.in_use = 0
         self.peak = 0
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._allocs: dict[int, Allocation] = {}
         self._starts: list[int] = []
 

@@ -12,9 +12,9 @@ writes a private temp file and renames it into place).
 
 from __future__ import annotations
 
+import _thread
 import ctypes
 import os
-import threading
 from pathlib import Path
 
 from simpler_build.errors import DeviceError
@@ -24,7 +24,7 @@ SOURCE = Path(__file__).with_name("_launch.c")
 FLAGS = ("-std=c11", "-O2", "-fPIC", "-shared", "-pthread", "-Wall", "-Wextra", "-Werror")
 
 _lib: ctypes.CDLL | None = None
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()
 
 
 class NativeHelperError(DeviceError):

@@ -185,6 +185,41 @@ def test_parked_launch_threads_all_enter_the_kernel_together(
     sim.rtCtxDestroy(ctx)
 
 
+_AFFINITY_CHILD = r"""
+import os, sys
+import numpy as np
+from simpler_build.runtime import DeviceRunner, RuntimeBinaries
+from simpler_build.runtime.samples import chain_graph
+
+before = set(os.listdir("/proc/self/task"))  # numpy's BLAS threads: not the runtime's
+if sys.argv[2] == "one":  # the user narrowed the main thread to one CPU before the runtime ran
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+main = sorted(os.sched_getaffinity(0))
+with DeviceRunner(RuntimeBinaries.from_manifest(sys.argv[1])) as runner:
+    x = np.ones(64, np.float32)
+    runner.prepare(chain_graph(64))(x, x, x)
+    new = set(os.listdir("/proc/self/task")) - before
+    masks = [sorted(os.sched_getaffinity(int(t))) for t in new]
+print(len(masks), sum(mask == main for mask in masks))
+"""
+
+
+@pytest.mark.parametrize("narrowed", ["all", "one"])
+def test_launch_threads_keep_their_creators_cpus(runtime_lib: Path, narrowed: str) -> None:
+    """A launch thread starts on its creator's CPU only (so that it does not queue behind
+    numpy's spinning BLAS worker), then takes the creator's mask back: after a run every
+    thread of the process may run where the main thread may, whatever the user set."""
+    manifest = runtime_lib / "a5" / "host_build_graph" / "runtime_binaries.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", _AFFINITY_CHILD, str(manifest), narrowed],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    threads, same = map(int, proc.stdout.split())
+    assert threads >= 8  # the AICore side's thread and the exec's 7 (and the watchdog)
+    assert same == threads
+
+
 def test_the_helper_names_a_compiler_it_cannot_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,6 +10,7 @@ chain graph and runs it once.  The promises:
   itself loads inspect and typing, so those are checked by importer);
 - no pyelftools (not even a lookup of it), no worker machinery (multiprocessing) for an
   in-process runner, and, binaries beside their manifest, none of the cache's transfer code;
+- no `json` package (its import compiles six patterns) and no `threading`;
 - no enum class built and no name pattern compiled by the runtime (its ABI constants are
   plain ints with names; the device's names are checked with string operations);
 - a first run whose launch helper is already built and whose inner SO is
@@ -33,7 +34,7 @@ import pytest
 HEAVY = ("dataclasses", "inspect", "typing")
 
 _RECORDER = r"""
-import builtins, enum, importlib.machinery, json, re, sys
+import builtins, enum, importlib.machinery, re, sys
 
 import numpy as np  # the floor: what the runtime needs anyway, loaded before recording
 
@@ -109,6 +110,8 @@ report = {
     "bootstraps": stats["dispatcher_bootstraps"],
     "probes": stats["dispatcher_probes"],
 }
+import json  # after the recording: the first run itself must not load it
+
 print("IMPORTS " + json.dumps(report))
 """
 
@@ -179,6 +182,10 @@ def test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime(
     assert _loaded(report, "simpler_build.log") == []  # nothing to log to: logging is not loaded
     # The HBM pool's block search is written out: no C extension of `bisect` to load.
     assert _loaded(report, "bisect") == [] and _loaded(report, "_bisect") == []
+    # JSON goes through its C scanner and encoder (simpler_build.jsonio), and the runtime
+    # and the simulator lock with `_thread`: neither package's import is paid for.
+    assert _loaded(report, "json") == []
+    assert _loaded(report, "threading") == []
 
 
 def test_a_first_run_builds_no_enum_and_compiles_no_pattern_of_its_own(
