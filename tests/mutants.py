@@ -1893,6 +1893,26 @@ MUTANTS: tuple[Mutant, ...] = (
         "a first run parses its manifest without importing the json package",
     ),
     m(
+        "manifest-name-allows-a-trailing-newline",
+        "core/manifest.py",
+        "    return 0 < len(text) <= most and not text.lstrip(chars)\n",
+        '    return 0 < len(text) <= most and not text.removesuffix("\\n").lstrip(chars)\n',
+        (
+            "tests/cache/test_manifest_names.py",
+            "tests/cache/test_reliability_inputs.py::test_malformed_manifests_name_the_file",
+        ),
+        "a manifest's arch, runtime and mode are 1 to 64 name characters, nothing after them",
+    ),
+    m(
+        "manifest-names-by-pattern",
+        "core/manifest.py",
+        "    return 0 < len(text) <= most and not text.lstrip(chars)\n",
+        "    import re\n\n"
+        '    return re.match(f"[{re.escape(chars)}]{{1,{most}}}$", text) is not None\n',
+        (LEAN_START + "test_a_first_run_builds_no_enum_and_compiles_no_pattern_of_its_own",),
+        "a first run compiles no pattern to check the manifest's names",
+    ),
+    m(
         "sim-stream-builds-its-condition-up-front",
         "runtime/sim/device.py",
         "        self._cond: threading.Condition | None = None\n",

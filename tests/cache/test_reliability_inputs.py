@@ -183,6 +183,8 @@ def test_an_elf_for_another_machine_is_refused(tmp_path: Path) -> None:
         (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
         (b'{"schema_version": ' + b"9" * 5000 + b"}", "not valid JSON"),
         (b'{"schema_version": 2, "arch": "a\\u0000b"}', "is not a name"),
+        (b'{"schema_version": 2, "arch": "a5\\n"}', "is not a name"),
+        (b'{"schema_version": 2, "arch": "a\\u00e95"}', "is not a name"),
         (b'{"schema_version": 2, "arch": 5}', "must be str"),
         (b'{"schema_version": true}', "must be int"),
         (b"x" * (2 << 20), "more than the"),
