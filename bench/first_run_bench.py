@@ -50,12 +50,22 @@ t1 = time.perf_counter()
 n = 4096
 a, b, c = (np.linspace(-k, k, n, dtype=np.float32) for k in (1.0, 2.0, 3.0))
 bins = RuntimeBinaries.from_manifest(sys.argv[1], arch=sys.argv[2])
+s1 = time.perf_counter()
 with DeviceRunner(bins) as runner:
-    (out,) = runner.prepare(chain_graph(n))(a, b, c)
+    s2 = time.perf_counter()
+    prepared = runner.prepare(chain_graph(n))
+    s3 = time.perf_counter()
+    (out,) = prepared(a, b, c)
+    s4 = time.perf_counter()
+s5 = time.perf_counter()
 assert np.allclose(out, chain_reference(a, b, c), rtol=1e-6)
 t2 = time.perf_counter()
-print(t1 - t0, t2 - t1, int(any(m.startswith("elftools") for m in sys.modules)))
+steps = (s1 - t1, s2 - s1, s3 - s2, s4 - s3, s5 - s4)
+print(t1 - t0, t2 - t1, int(any(m.startswith("elftools") for m in sys.modules)), *steps)
 """
+
+#: The steps of "load + prepare + run", as the child times them.
+STEPS = ("manifest", "runner", "prepare", "run", "close")
 
 
 def _wall(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
@@ -114,9 +124,12 @@ def main() -> int:
         _wall(floor_cmd, env)
         walls, floors, cpus, floor_cpus, pairs = [], [], [], [], []
         imports, work, elftools = [], [], set()
+        steps: list[list[float]] = [[] for _ in STEPS]
         for _ in range(args.runs):
             wall, cpu, out = _wall(run, env)
-            imp, rest, elf = out.split()
+            imp, rest, elf, *times = out.split()
+            for step, value in zip(steps, times, strict=True):
+                step.append(float(value))
             walls.append(wall)
             cpus.append(cpu)
             imports.append(float(imp))
@@ -144,6 +157,10 @@ def main() -> int:
         "floor_cpu_ms": floor_cpu * 1e3,
         "cpu_ratio": cpu / floor_cpu,
         "pyelftools_loaded": any(elftools),
+        # Medians of each step of "load + prepare + run" (the run is the first launch).
+        "steps_ms": {
+            name: statistics.median(v) * 1e3 for name, v in zip(STEPS, steps, strict=True)
+        },
     }
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
@@ -154,7 +171,9 @@ def main() -> int:
             f" `import numpy` {floor * 1e3:6.1f} ms | {wall / floor:4.2f}x (median of {args.runs};"
             f" pyelftools loaded: {'yes' if any(elftools) else 'no'})\n"
             f"  paired runs: median ratio {result['paired_ratio_median']:4.2f}x | CPU time"
-            f" {cpu * 1e3:6.1f} ms vs {floor_cpu * 1e3:6.1f} ms: {cpu / floor_cpu:4.2f}x"
+            f" {cpu * 1e3:6.1f} ms vs {floor_cpu * 1e3:6.1f} ms: {cpu / floor_cpu:4.2f}x\n"
+            "  steps (medians): "
+            + ", ".join(f"{name} {ms:.2f} ms" for name, ms in result["steps_ms"].items())
         )
     return 0
 
