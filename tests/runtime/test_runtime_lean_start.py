@@ -244,6 +244,6 @@ def test_first_run_bench_reports_the_row_against_import_numpy(runtime_lib: Path)
     assert row["cpu_ratio"] == pytest.approx(row["cpu_ms"] / row["floor_cpu_ms"])
     assert row["pyelftools_loaded"] is False
     steps = row["steps_ms"]
-    assert list(steps) == ["manifest", "runner", "prepare", "run", "close"]
+    assert set(steps) == {"manifest", "runner", "prepare", "run", "close"}
     assert all(ms > 0 for ms in steps.values())
     assert sum(steps.values()) <= row["load_prepare_run_ms"]
