@@ -1913,6 +1913,19 @@ MUTANTS: tuple[Mutant, ...] = (
         "a first run compiles no pattern to check the manifest's names",
     ),
     m(
+        "watchdog-not-woken-for-a-shorter-timeout",
+        "runtime/sim/device.py",
+        "                if self._wakeup.locked():  # else a wake-up is already pending\n"
+        "                    self._wakeup.release()\n",
+        "                pass\n",
+        (
+            "tests/runtime/test_launch_path.py::test_runs_leave_nothing_behind",
+            "tests/runtime/test_launch_path.py::"
+            "test_a_launch_nobody_waits_for_still_ends_at_the_op_timeout",
+        ),
+        "a stream with a shorter op timeout than the watchdog's period wakes it to sleep less",
+    ),
+    m(
         "sim-stream-builds-its-condition-up-front",
         "runtime/sim/device.py",
         "        self._cond: threading.Condition | None = None\n",
