@@ -20,6 +20,8 @@ import os
 import re
 from pathlib import Path
 
+from simpler_build.cache.fingerprint import is_fingerprint
+
 TYPE_CHECKING = False  # the simulator imports this module: no typing on its import path
 if TYPE_CHECKING:  # nor argparse
     import argparse
@@ -38,7 +40,6 @@ _PATTERNS = {
     "_DEVICE_DIR": r"^device([0-9]+)$",
 }
 _INNER_PREFIX = "simpler_inner_"
-_HEX = "0123456789abcdef"
 
 
 def _compiled(name: str) -> re.Pattern[str]:
@@ -69,7 +70,7 @@ def installed_fingerprint(name: str) -> str | None:
         return None
     middle = name[len(_INNER_PREFIX) : -3]
     fingerprint, device = middle[:16], middle[16:]
-    if len(fingerprint) != 16 or fingerprint.strip(_HEX):
+    if not is_fingerprint(fingerprint):
         return None
     if device and not (device[0] == "_" and device[1:].isascii() and device[1:].isdigit()):
         return None

@@ -81,7 +81,9 @@ class AbiConstant(int, metaclass=_ConstantsType):
 
 
 if TYPE_CHECKING:  # the checker sees the enums these constants stand for
-    from enum import IntEnum as AbiEnum
+    import enum
+
+    AbiEnum = enum.IntEnum
 else:
     AbiEnum = AbiConstant
 

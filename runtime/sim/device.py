@@ -30,6 +30,7 @@ import time
 import warnings
 from collections import Counter, deque
 
+from ..abi import AbiEnum  # enum-free int constants (abi.py says why); IntEnum to mypy
 from ..errors import OptionError
 from . import native
 from .errors import (
@@ -49,10 +50,7 @@ TYPE_CHECKING = False  # on the runtime's start-up path: no typing import
 if TYPE_CHECKING:
     import threading
     from collections.abc import Callable
-    from enum import IntEnum as AbiEnum  # the checker sees the enum MemcpyKind stands for
     from typing import Any
-else:
-    from ..abi import AbiConstant as AbiEnum  # an enum-free int constant (abi.py says why)
 
 
 class MemcpyKind(AbiEnum):
