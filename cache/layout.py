@@ -29,9 +29,9 @@ LOCK_SUFFIX = ".lock"
 STATS_NAME = "stats.json"
 GC_LOCK_NAME = "gc.lock"
 
-_OBJECT_PATTERN = r"^simpler_inner_([0-9a-f]{16})\.(so|json)$"
+_OBJECT_PATTERN = r"^simpler_inner_([0-9a-f]{16})\.(so|json)\Z"
 # .tmp-<fp>-<pid>-<random>.<so|json>; the fingerprint lets gc probe the writer's lock.
-_TEMP_PATTERN = r"^\.tmp-([0-9a-f]{16})-\d+-[0-9a-z_]+\.(so|json)$"
+_TEMP_PATTERN = r"^\.tmp-([0-9a-f]{16})-[0-9]+-[0-9a-z_]+\.(so|json)\Z"
 #: Compiled on first use: a compile costs `cache warm`'s start-up about 0.1 ms, and warm
 #: never parses a name.
 _compiled: dict[str, re.Pattern[str]] = {}

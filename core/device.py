@@ -33,11 +33,10 @@ SIM_ROOT_ENV = "SIMPLER_SIM_ROOT"
 #: matches names with `installed_fingerprint` and `is_dispatcher_temp` and compiles none.
 _PATTERNS = {
     #: dispatcher.cpp atomic_install: `<preinstall>/simpler_inner_<fp>_<dev>.so.tmp.XXXXXX`.
-    "DISPATCHER_TEMP": r"^simpler_inner_[0-9a-f]{16}(?:_[0-9]+)?\.so\.tmp\.[A-Za-z0-9]{6}$",
+    "DISPATCHER_TEMP": r"^simpler_inner_[0-9a-f]{16}(?:_[0-9]+)?\.so\.tmp\.[A-Za-z0-9]{6}\Z",
     #: An installed inner SO: `simpler_inner_<fp>_<dev>.so`, or the legacy content-only name.
-    "INSTALLED_SO": r"^simpler_inner_([0-9a-f]{16})(?:_([0-9]+))?\.so$",
-    "_FINGERPRINT": r"^[0-9a-f]{16}$",
-    "_DEVICE_DIR": r"^device([0-9]+)$",
+    "INSTALLED_SO": r"^simpler_inner_([0-9a-f]{16})(?:_([0-9]+))?\.so\Z",
+    "_DEVICE_DIR": r"^device([0-9]+)\Z",
 }
 _INNER_PREFIX = "simpler_inner_"
 
@@ -64,8 +63,6 @@ def installed_fingerprint(name: str) -> str | None:
     checks the name of the SO it loads, and compiling the pattern cost more than
     the rest of that check.
     """
-    if name.endswith("\n"):  # `$` also matches before a final newline
-        name = name[:-1]
     if not (name.startswith(_INNER_PREFIX) and name.endswith(".so")):
         return None
     middle = name[len(_INNER_PREFIX) : -3]
@@ -204,7 +201,7 @@ def _device_id(text: str) -> int:
 def _fingerprint(text: str) -> str:
     import argparse
 
-    if not _compiled("_FINGERPRINT").match(text):
+    if not is_fingerprint(text):
         raise argparse.ArgumentTypeError(
             f"invalid fingerprint {text!r}: 16 lowercase hex digits, as in simpler_inner_<fp>"
         )

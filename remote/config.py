@@ -32,9 +32,12 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_SIZE = 64 << 20
 
 SCHEMES = {"redis": False, "redis+cluster": True}
+#: `\Z`, not `$` (which also matches before a final newline); ASCII, so `\d` is [0-9] and a
+#: host holds no whitespace.
 _URL_RE = re.compile(
     r"^(?P<scheme>[a-z+]+)://(?:(?P<user>[^:@/]*)(?::(?P<password>[^@/]*))?@)?"
-    r"(?P<host>\[[0-9a-fA-F:.]+\]|[^:/\[\]]+)(?::(?P<port>\d+))?(?:/(?P<db>\d*))?$"
+    r"(?P<host>\[[0-9a-fA-F:.]+\]|[^:/\[\]\s]+)(?::(?P<port>\d+))?(?:/(?P<db>\d*))?\Z",
+    re.ASCII,
 )
 
 

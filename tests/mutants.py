@@ -1934,6 +1934,33 @@ MUTANTS: tuple[Mutant, ...] = (
         (LEAN_START + "test_a_first_run_executes_no_dataclass_or_typing_import_in_the_runtime",),
         "a stream that never queues work never loads threading (its condition is made lazily)",
     ),
+    m(
+        "cache-entry-name-allows-a-trailing-newline",
+        "cache/layout.py",
+        '_OBJECT_PATTERN = r"^simpler_inner_([0-9a-f]{16})\\.(so|json)\\Z"\n',
+        '_OBJECT_PATTERN = r"^simpler_inner_([0-9a-f]{16})\\.(so|json)$"\n',
+        (
+            "tests/cache/test_reliability_maintenance.py::"
+            "test_a_name_with_a_final_newline_is_not_the_entry_it_spells",
+        ),
+        "a stranger named like an entry plus a newline never costs the real entry",
+    ),
+    m(
+        "installed-so-name-allows-a-trailing-newline",
+        "core/device.py",
+        '    "INSTALLED_SO": r"^simpler_inner_([0-9a-f]{16})(?:_([0-9]+))?\\.so\\Z",\n',
+        '    "INSTALLED_SO": r"^simpler_inner_([0-9a-f]{16})(?:_([0-9]+))?\\.so$",\n',
+        ("tests/runtime/test_device_names.py",),
+        "device gc and the loader agree that a name with a final newline is not an installed SO",
+    ),
+    m(
+        "remote-url-allows-a-trailing-newline",
+        "remote/config.py",
+        '(?:/(?P<db>\\d*))?\\Z",\n',
+        '(?:/(?P<db>\\d*))?$",\n',
+        ("tests/remote/test_remote_config.py::test_bad_urls_name_the_setting_and_the_problem",),
+        "a remote URL with anything after it, a final newline included, is refused",
+    ),
 )
 
 

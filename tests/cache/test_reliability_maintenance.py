@@ -647,6 +647,24 @@ def test_gc_quarantines_a_wrong_type_object_even_when_nothing_is_evicted(world: 
     assert world.cache.verify().clean
 
 
+def test_a_name_with_a_final_newline_is_not_the_entry_it_spells(world: World) -> None:
+    """`simpler_inner_<fp>.so\\n` is a stranger, not entry <fp>: the name patterns end in
+    `\\Z`, where `$` matched before the newline and gc quarantined the real object for the
+    stranger's wrong type."""
+    fp = world.fps[2]
+    shard = world.cache.layout.shard(fp)
+    strangers = [shard / f"simpler_inner_{fp}.so\n", shard / f"simpler_inner_{fp}.json\n"]
+    for stranger in strangers:
+        _mkdir_with_file(stranger)
+        os.utime(stranger, (OLD, OLD))
+    assert sorted(e.fingerprint for e in world.cache.ls()) == sorted(world.fps)
+    report = world.cache.gc()
+    assert report.quarantined_unknown == []
+    path = world.cache.get(fp)
+    assert path is not None and path.read_bytes() == world.blobs[fp]
+    assert world.cache.verify().clean
+
+
 # -- verify while another process evicts ----------------------------------------------------
 
 

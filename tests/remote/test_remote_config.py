@@ -52,6 +52,9 @@ def test_environment_gives_the_defaults() -> None:
     [
         ("http://h:1", "unsupported scheme 'http'"),
         ("h:6379", "is not a URL"),
+        ("redis://h:6379\n", "is not a URL"),  # `$` would have let the newline through
+        ("redis://h:\u0666\u0663", "is not a URL"),  # Arabic-Indic digits: int() takes them
+        ("redis://a\tb:1", "is not a URL"),
         ("redis://h:99999", "port 99999 is out of range"),
         ("redis+cluster://h:7000/3", "only database 0"),
         ("redis://h:1|readonly", "unknown attribute 'readonly'"),

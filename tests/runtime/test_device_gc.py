@@ -134,6 +134,7 @@ def test_gc_removes_old_builds_and_temp_files_and_keeps_what_it_is_told(
 def test_gc_bad_arguments_get_one_line(fresh_device: Path) -> None:
     for args, problem in (
         (["--keep", "XYZ"], "argument --keep: invalid fingerprint 'XYZ'"),
+        (["--keep", f"{FP_OLD}\n"], f"argument --keep: invalid fingerprint '{FP_OLD}\\n'"),
         (["--device", "-1"], "argument --device: invalid device id '-1': must be 0 or more"),
         (["--device", "one"], "argument --device: invalid device id 'one'"),
     ):

@@ -5,8 +5,8 @@ The runtime checks the name of every inner SO it loads and sweeps the dispatcher
 temp files on every first run; compiling the patterns for that cost more than the
 checks (issue 9, "Lean entry points").  So `installed_fingerprint` and
 `is_dispatcher_temp` answer without compiling, and must answer exactly what the
-patterns do -- including the patterns' quirk that `$` also matches before one
-final newline -- or `device gc` and the loader would disagree about a file.
+patterns do, or `device gc` and the loader would disagree about a file.  The
+patterns end in `\\Z`: a name with a final newline is not the dispatcher's.
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ def test_the_real_names() -> None:
     assert device.installed_fingerprint(f"simpler_inner_{fp}_3.so.tmp.Ab12Cd") is None
     assert device.installed_fingerprint(f"simpler_inner_{fp.upper()}_3.so") is None
     assert device.installed_fingerprint(f"simpler_inner_{fp}_.so") is None
+    assert device.installed_fingerprint(f"simpler_inner_{fp}_3.so\n") is None
+    assert not device.is_dispatcher_temp(f"simpler_inner_{fp}_3.so.tmp.Ab12Cd\n")
     for digit in ("\u0663", "\u00b2"):  # Arabic-Indic three, superscript two: isdigit(), not [0-9]
         name = f"simpler_inner_{fp}_{digit}.so"
         assert device.installed_fingerprint(name) is None is _reference_installed(name)
