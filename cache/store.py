@@ -5,7 +5,7 @@ of an entry happens under that entry's flock (_flock.py), every file is
 published by temp file + fsync + rename (atomic.py), and every read hashes the
 bytes before handing out a path, so no process ever sees a partial or corrupt
 object however many processes share the root.  The on-disk format is in
-FORMAT.md; verify/gc/eviction live in maintenance.py.
+FORMAT.md; verify/gc/eviction live in maintenance.py (and its private modules).
 """
 
 from __future__ import annotations
@@ -325,7 +325,7 @@ class ArtifactCache:
                 return existing
             entry = self._publish(fp, data, src, wanted)
         if self.max_bytes is not None:
-            from simpler_build.cache.maintenance import evict
+            from simpler_build.cache._evict import evict
 
             evict(self, self.max_bytes, protect={fp})
         return entry
@@ -572,14 +572,14 @@ class ArtifactCache:
 
     def verify(self, fps: list[str] | None = None, repair: bool = False) -> VerifyReport:
         """Hash every object (or `fps`); with `repair`, quarantine the corrupt ones."""
-        from simpler_build.cache.maintenance import verify
+        from simpler_build.cache._verify import verify
 
         return verify(self, fps, repair)
 
     def gc(self, max_bytes: int | None = None, grace_seconds: float | None = None) -> GcReport:
         """Sweep crash leftovers, then evict LRU entries down to `max_bytes`
         (default: the cache's own bound; no eviction when both are None)."""
-        from simpler_build.cache.maintenance import DEFAULT_GRACE_SECONDS, gc
+        from simpler_build.cache._gc import DEFAULT_GRACE_SECONDS, gc
 
         grace = DEFAULT_GRACE_SECONDS if grace_seconds is None else grace_seconds
         return gc(self, self.max_bytes if max_bytes is None else max_bytes, grace)
@@ -590,7 +590,7 @@ class ArtifactCache:
         Leaves counters, CACHEDIR.TAG and the sibling `scons/` and `sim/` trees alone.
         `maintenance.clear` returns the full report (what was skipped and why).
         """
-        from simpler_build.cache.maintenance import clear
+        from simpler_build.cache._clear import clear
 
         return clear(self).removed
 

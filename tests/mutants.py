@@ -212,7 +212,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "root-temp-lock-ignored",
-        "cache/maintenance.py",
+        "cache/_gc.py",
         (("(age > LOCKED_TEMP_MIN_AGE and writer_gone(path))", "(False)"),),
         (CK + "test_gc_sweeps_a_killed_writers_root_temp_file_at_once_and_keeps_a_live_ones",),
         "gc leaves a killed writer's root temp file until the hour's grace is over",
@@ -540,10 +540,10 @@ MUTANTS: tuple[Mutant, ...] = (
         (CI + "test_every_entry_file_is_published_under_its_entry_lock",),
         "every mutation of an entry happens under its flock",
     ),
-    # -- cache/maintenance.py: gc and eviction next to live writers ----------------------
+    # -- cache/_gc.py and cache/_evict.py: gc and eviction next to live writers ----------
     m(
         "gc-removes-metadata-under-a-held-lock",
-        "cache/maintenance.py",
+        "cache/_gc.py",
         "            if free and not os.path.lexists(lay.object_path(fp)) and _unlink(path):\n"
         "                report.orphan_meta_removed",
         "            if not os.path.lexists(lay.object_path(fp)) and _unlink(path):\n"
@@ -554,7 +554,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "gc-unlinks-a-held-lock-file",
-        "cache/maintenance.py",
+        "cache/_gc.py",
         "                if free and not os.path.lexists(lay.object_path(fp)) and _unlink(path):\n"
         "                    report.orphan_locks_removed",
         "                if not os.path.lexists(lay.object_path(fp)) and _unlink(path):\n"
@@ -564,7 +564,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "gc-removes-a-live-writers-temp-file",
-        "cache/maintenance.py",
+        "cache/_gc.py",
         "if (free or _age(path, now) > grace) and _unlink(path):",
         "if _unlink(path):",
         (CK + "test_gc_keeps_temp_files_of_a_live_writer", *LIVE_WRITER),
@@ -572,7 +572,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "gc-sweeps-unknown-temp-files-at-once",
-        "cache/maintenance.py",
+        "cache/_gc.py",
         "elif _age(path, now) > grace and _unlink(path):",
         "elif _unlink(path):",
         (CK + "test_gc_removes_unrecognised_temp_files_only_after_grace",),
@@ -580,7 +580,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "evict-ignores-a-held-lock",
-        "cache/maintenance.py",
+        "cache/_evict.py",
         "        if not held:\n            return False\n",
         "        if False:\n            return False\n",
         (CV + "test_eviction_skips_an_entry_whose_lock_is_held",),
@@ -588,7 +588,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "evict-most-recently-used-first",
-        "cache/maintenance.py",
+        "cache/_evict.py",
         "key=lambda e: (e.last_used, e.created, e.fingerprint)",
         "key=lambda e: (-e.last_used, e.created, e.fingerprint)",
         (CV + "test_gc_evicts_least_recently_used_down_to_the_bound",),
@@ -596,7 +596,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "evict-the-object-just-added",
-        "cache/maintenance.py",
+        "cache/_evict.py",
         "            if entry.fingerprint in protect:\n                continue\n",
         "            if False:\n                continue\n",
         (CV + "test_bounded_cache_evicts_on_put_and_keeps_the_new_object",),
@@ -604,7 +604,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "verify-repair-does-not-quarantine",
-        "cache/maintenance.py",
+        "cache/_verify.py",
         "bad.quarantined_to = cache._quarantine(fp, st, bad.problem)\n",
         "bad.quarantined_to = None\n",
         (CC + "test_verify_reports_and_repair_quarantines",),
@@ -694,7 +694,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "gc-leaves-the-scons-cachedir-unbounded",
-        "cache/maintenance.py",
+        "cache/_evict.py",
         "        candidates += [(e.last_used, str(e.path), e) "
         "for e in parts.scons_entries(cache.root)]\n",
         "",

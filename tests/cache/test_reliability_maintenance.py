@@ -31,7 +31,7 @@ from cache_helpers import blob
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simpler_build.cache import ArtifactCache, maintenance
+from simpler_build.cache import ArtifactCache, _tree, _verify, maintenance
 from simpler_build.cache.cli import main
 from simpler_build.cache.layout import TEMP_PREFIX
 
@@ -236,7 +236,7 @@ def _socket(path: Path) -> None:
 
 def _replace(path: Path, make: Callable[[Path], None]) -> Path:
     if os.path.lexists(path):
-        maintenance._remove_any(path)
+        _tree._remove_any(path)
     make(path)
     return path
 
@@ -700,14 +700,14 @@ def test_verify_reports_an_entry_evicted_after_the_listing_as_gone(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     victim = world.fps[2]
-    real = maintenance._all_object_names
+    real = _verify._all_object_names
 
     def listing(cache: ArtifactCache) -> list[str]:
         names = real(cache)
         _evict_now(cache, victim)
         return names
 
-    monkeypatch.setattr(maintenance, "_all_object_names", listing)
+    monkeypatch.setattr(_verify, "_all_object_names", listing)
     report = world.cache.verify(repair=True)
     assert report.clean and report.gone == [victim] and report.checked == 3
 
