@@ -1,4 +1,5 @@
-"""examples/vector_add.py and bench/runtime_bench.py run end to end on the real build."""
+"""examples/vector_add.py, bench/runtime_bench.py and bench/worker_bench.py run end to end on
+the real build (a bench that rots is found here, not when its figures are next needed)."""
 
 from __future__ import annotations
 
@@ -69,3 +70,17 @@ def test_bench_smoke(runtime_lib: Path) -> None:
         "preinstalled_by_other_process_ms",
         "in_process_fingerprint_set_ms",
     }
+
+
+def test_worker_bench_smoke(runtime_lib: Path) -> None:
+    proc = _run(
+        "bench/worker_bench.py",
+        *("--arch", "a2a3", "--runs", "3", "--batches", "1", "--reps", "1", "--sizes", "64"),
+        *("--json", "--build-dir", str(runtime_lib.parent)),
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    (row,) = report["per_call"]
+    assert row["n"] == 64 and row["runs_done"] == {"in_process": 4, "isolated": 4}
+    assert row["in_process_us"] > 0 and row["isolated_us"] > 0
+    assert set(report["startup"]) == {"in_process_ms", "isolated_ms"}
