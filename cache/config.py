@@ -30,7 +30,8 @@ CONFIG_NAME = "simpler-build.conf"
 #: ccache's default max_size (5 GiB).
 DEFAULT_MAX_SIZE = 5 * 1024**3
 
-_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(?:([kmgt])(i?)b?|b)?$", re.IGNORECASE)
+#: ASCII: `\d` would take any script's digits, which float() reads too ("\u0661G" as 1G).
+_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(?:([kmgt])(i?)b?|b)?\Z", re.IGNORECASE | re.ASCII)
 _EXPONENT = {"k": 1, "m": 2, "g": 3, "t": 4}
 
 

@@ -90,6 +90,7 @@ def test_zero_means_unlimited(tmp_path: Path, cli) -> None:
         ("max_size 10G\n", "line 1: expected 'key = value', got 'max_size 10G'"),
         ("# ok\nmax_sise = 1G\n", "line 2: unknown key 'max_sise' (known: max_size)"),
         ("max_size = ten\n", "line 1: max_size: invalid size 'ten'"),
+        ("max_size = \u0661G\n", "line 1: max_size: invalid size '\u0661G'"),
         (b"max_size = \xff\n", "not UTF-8 text"),
     ],
 )
