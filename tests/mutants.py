@@ -1950,7 +1950,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "core/device.py",
         '    "INSTALLED_SO": r"^simpler_inner_([0-9a-f]{16})(?:_([0-9]+))?\\.so\\Z",\n',
         '    "INSTALLED_SO": r"^simpler_inner_([0-9a-f]{16})(?:_([0-9]+))?\\.so$",\n',
-        ("tests/runtime/test_device_names.py",),
+        ("tests/runtime/test_device_names.py::test_the_real_names",),
         "device gc and the loader agree that a name with a final newline is not an installed SO",
     ),
     m(
