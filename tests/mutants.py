@@ -2079,10 +2079,13 @@ def run_pytest(
 
     Each run gets its own short --basetemp: parallel sessions must not share
     pytest's numbered temp dirs, and AF_UNIX socket paths a test makes there
-    must stay under 108 bytes.
+    must stay under 108 bytes.  Hypothesis draws from a fixed seed: a mutant only a lucky
+    draw kills would pass or fail at random, so whether it is killed must not depend on
+    the run.
     """
     basetemp = tempfile.mkdtemp(prefix="mt")
     options = ["-q", "-x", "-rfE", "--no-header", "-p", "no:cacheprovider", "-o", "addopts="]
+    options.append("--hypothesis-seed=0")
     cmd = [sys.executable, "-m", "pytest", *options, f"--basetemp={basetemp}", *tests]
     try:
         proc = subprocess.run(
