@@ -655,8 +655,7 @@ class DeviceRunner:
         """
         self._check_options(block_dim, aicpu_threads)
         if cast:
-            inputs = tuple(_as_float32(v) for v in inputs)
-            named = {k: _as_float32(v) for k, v in named.items()}
+            inputs, named = _as_float32(inputs, named)
         with self._lock:
             args = prepared.host_args
             saved_threads = args.active_threads
@@ -754,9 +753,14 @@ def _bind_inputs(
     return bound
 
 
-def _as_float32(value: Any) -> np.ndarray:
-    """cast=True: the input as a float32 array (the caller asked for the conversion)."""
-    return np.asarray(value, dtype=np.float32)
+def _as_float32(
+    inputs: tuple[Any, ...], named: dict[str, Any]
+) -> tuple[tuple[np.ndarray, ...], dict[str, np.ndarray]]:
+    """cast=True: every input as a float32 array (the caller asked for the conversion)."""
+    return (
+        tuple(np.asarray(v, dtype=np.float32) for v in inputs),
+        {k: np.asarray(v, dtype=np.float32) for k, v in named.items()},
+    )
 
 
 _ARGS_SIZE = ctypes.sizeof(ExecArgs)

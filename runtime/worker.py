@@ -450,8 +450,7 @@ class WorkerRunner:
             mine = {k: v for k, v in named.items() if k in names}
             options = {k: v for k, v in named.items() if k not in names}
             if options.pop("cast", False):  # as PreparedGraph does: convert, then check
-                inputs = tuple(_as_float32(v) for v in inputs)
-                mine = {k: _as_float32(v) for k, v in mine.items()}
+                inputs, mine = _as_float32(inputs, mine)
             region.write_inputs([arr for _, arr in _bind_inputs(graph, inputs, mine)])
             prepared.num_edges, prepared.last_threads = self._request(
                 ("run", prepared.gid, options), prepared
