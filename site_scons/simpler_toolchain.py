@@ -118,6 +118,27 @@ def compiler_env(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def build_dir_problem(path: str, create: bool) -> str | None:
+    """Why `path` cannot be the build directory (one line), or None.
+
+    Checked before SCons looks at it: SCons raises a TypeError with a traceback
+    for a file at the path, and for a directory it cannot create it reports
+    each target's signature file instead.  With `create`, the directory is
+    made here, as the build would make it.
+    """
+    if os.path.lexists(path) and not os.path.isdir(path):
+        return "not a directory"
+    if not create:
+        return None
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create it: {exc.strerror or exc}"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return "not writable"
+    return None
+
+
 def variant_root(build_dir: str, mode: str) -> str:
     """Where a mode's outputs live: release in build_dir, debug in build_dir/debug.
 

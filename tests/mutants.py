@@ -1935,6 +1935,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "a stream that never queues work never loads threading (its condition is made lazily)",
     ),
     m(
+        "build-dir-left-to-scons",
+        "SConstruct",
+        "if _problem:\n",
+        "if False:\n",
+        ("tests/scons/test_build_toolchain.py::test_a_build_dir_that_cannot_be_one_is_one_line",),
+        "a build_dir that cannot be one is one line naming it, never SCons's traceback",
+    ),
+    m(
         "cache-entry-name-allows-a-trailing-newline",
         "cache/layout.py",
         '_OBJECT_PATTERN = r"^simpler_inner_([0-9a-f]{16})\\.(so|json)\\Z"\n',

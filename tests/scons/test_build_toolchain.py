@@ -111,6 +111,23 @@ def test_cc_from_the_environment_reaches_the_compile_and_the_manifest(
 
 
 @pytest.mark.parametrize(
+    ("where", "problem"),
+    [("afile", "not a directory"), ("afile/sub", "cannot create it: Not a directory")],
+)
+def test_a_build_dir_that_cannot_be_one_is_one_line(
+    project_copy: Path, tmp_path: Path, where: str, problem: str
+):
+    """A file at build_dir was a TypeError traceback from SCons; a directory it cannot
+    create was one error per target's signature file."""
+    (tmp_path / "afile").write_text("not the build's")
+    target = tmp_path / where
+    proc = scons(*ONE, f"build_dir={target}", cwd=project_copy, check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.splitlines() == [f"scons: *** build_dir={target}: {problem}"], proc.stderr
+    assert (tmp_path / "afile").read_text() == "not the build's"
+
+
+@pytest.mark.parametrize(
     ("args", "custom", "problem"),
     [
         (("CC=no-such-compiler-x",), None, r"CC='no-such-compiler-x': 'no-such-compiler-x' is not"),
