@@ -189,13 +189,12 @@ def gc(device: int | None, keep: list[str]) -> list[GcReport]:
 def _device_id(text: str) -> int:
     import argparse
 
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid device id {text!r}") from None
-    if value < 0:
+    if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
         raise argparse.ArgumentTypeError(f"invalid device id {text!r}: must be 0 or more")
-    return value
+    # ASCII digits only: int() also takes "1_0", " 3" and other scripts' digits.
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"invalid device id {text!r}")
+    return int(text)
 
 
 def _fingerprint(text: str) -> str:

@@ -137,6 +137,8 @@ def test_gc_bad_arguments_get_one_line(fresh_device: Path) -> None:
         (["--keep", f"{FP_OLD}\n"], f"argument --keep: invalid fingerprint '{FP_OLD}\\n'"),
         (["--device", "-1"], "argument --device: invalid device id '-1': must be 0 or more"),
         (["--device", "one"], "argument --device: invalid device id 'one'"),
+        (["--device", "1_0"], "argument --device: invalid device id '1_0'"),
+        (["--device", "\u0663"], "argument --device: invalid device id '\u0663'"),
     ):
         result = _gc(fresh_device, *args)
         assert result.returncode == 2
