@@ -56,10 +56,8 @@ def _variable(text: str) -> str:
 
 
 def _jobs(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
+    # ASCII digits only: int() also takes "1_0", " 3" and other scripts' digits.
+    n = int(text) if text.isascii() and text.isdigit() else 0
     if n < 1:
         raise argparse.ArgumentTypeError(
             f"invalid job count {text!r} (expected a positive integer)"

@@ -73,6 +73,7 @@ def test_builds_the_install_s_sources_into_the_named_directory(tmp_path: Path) -
         (("arch",), "'arch' is not NAME=VALUE"),
         (("=a5",), "'=a5' is not NAME=VALUE"),
         (("-j", "0"), "invalid job count '0'"),
+        (("-j", "1_0"), "invalid job count '1_0'"),
         (("build_dir=x",), "give the output directory as --build-dir DIR"),
         (("--build-dir", "afile"), "afile: not a directory"),
         (("arch=a9",), "Invalid value for enum variable 'arch': 'a9'"),
