@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from simpler_build.manifest import MANIFEST_NAME, ManifestError
-from simpler_build.runtime import BinaryError, DeviceRunner, RuntimeBinaries
+from simpler_build.errors import SimplerError
+from simpler_build.manifest import MANIFEST_NAME
+from simpler_build.runtime import DeviceRunner, RuntimeBinaries
 from simpler_build.runtime.samples import chain_graph, chain_reference, vector_add_graph
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         report = run(args)
-    except (FileNotFoundError, ManifestError, BinaryError) as exc:
+    # Every error of the package is a SimplerError (simpler_build.errors): a bad manifest,
+    # a missing binary, a bad option or device id, a device fault. One line each.
+    except (FileNotFoundError, SimplerError) as exc:
         msg = str(exc)
         print(json.dumps({"ok": False, "error": msg}) if args.json else f"error: {msg}",
               file=sys.stderr)  # fmt: skip

@@ -14,12 +14,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    script: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(REPO / script), *args],
         capture_output=True,
         text=True,
-        env=dict(os.environ),
+        env={**os.environ, **(env or {})},
         timeout=300,
     )
 
@@ -48,6 +50,24 @@ def test_vector_add_example_without_build_says_run_scons(tmp_path: Path) -> None
     assert proc.returncode == 2
     assert "runtime_binaries.json not found" in proc.stderr
     assert "scons arch=a5" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "problem"),
+    [
+        (("--device", "99"), {}, "device id 99 outside 0..15"),
+        ((), {"SIMPLER_SIM_HBM_BYTES": "abc"}, "SIMPLER_SIM_HBM_BYTES='abc' is not an integer"),
+    ],
+)
+def test_vector_add_example_errors_are_one_line(
+    runtime_lib: Path, args: tuple[str, ...], env: dict[str, str], problem: str
+) -> None:
+    """Any error of the package (here a device's and an option's) is one line, no traceback."""
+    build_dir = str(runtime_lib.parent)
+    proc = _run("examples/vector_add.py", "--arch", "a5", *args, "--build-dir", build_dir, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: "), proc.stderr
+    assert problem in proc.stderr
 
 
 def test_bench_smoke(runtime_lib: Path) -> None:
