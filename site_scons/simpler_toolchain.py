@@ -118,14 +118,18 @@ def compiler_env(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def build_dir_problem(path: str, create: bool) -> str | None:
+def build_dir_problem(path: str, source: str, create: bool) -> str | None:
     """Why `path` cannot be the build directory (one line), or None.
 
     Checked before SCons looks at it: SCons raises a TypeError with a traceback
     for a file at the path, and for a directory it cannot create it reports
-    each target's signature file instead.  With `create`, the directory is
-    made here, as the build would make it.
+    each target's signature file instead.  The source tree itself (an empty
+    `build_dir=` or `.`) would mix outputs with sources, and its two path maps
+    (docs/reproducible-builds.md) would collide.  With `create`, the directory
+    is made here, as the build would make it.
     """
+    if os.path.realpath(path) == os.path.realpath(source):
+        return "is the source tree; give the outputs a directory of their own (default: build)"
     if os.path.lexists(path) and not os.path.isdir(path):
         return "not a directory"
     if not create:

@@ -112,19 +112,27 @@ def test_cc_from_the_environment_reaches_the_compile_and_the_manifest(
 
 @pytest.mark.parametrize(
     ("where", "problem"),
-    [("afile", "not a directory"), ("afile/sub", "cannot create it: Not a directory")],
+    [
+        ("afile", "not a directory"),
+        ("afile/sub", "cannot create it: Not a directory"),
+        ("", "is the source tree; give the outputs a directory of their own (default: build)"),
+        (".", "is the source tree; give the outputs a directory of their own (default: build)"),
+    ],
 )
 def test_a_build_dir_that_cannot_be_one_is_one_line(
     project_copy: Path, tmp_path: Path, where: str, problem: str
 ):
     """A file at build_dir was a TypeError traceback from SCons; a directory it cannot
-    create was one error per target's signature file."""
+    create was one error per target's signature file; the checkout itself built its
+    outputs among the sources with one path map overwriting the other."""
     (tmp_path / "afile").write_text("not the build's")
-    target = tmp_path / where
+    target = where if where in ("", ".") else str(tmp_path / where)  # "", ".": the checkout
+    before = sorted(p.name for p in project_copy.iterdir())
     proc = scons(*ONE, f"build_dir={target}", cwd=project_copy, check=False)
     assert proc.returncode != 0
     assert proc.stderr.splitlines() == [f"scons: *** build_dir={target}: {problem}"], proc.stderr
     assert (tmp_path / "afile").read_text() == "not the build's"
+    assert sorted(p.name for p in project_copy.iterdir()) == before
 
 
 @pytest.mark.parametrize(
