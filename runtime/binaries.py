@@ -103,6 +103,12 @@ def check_elf(path: Path, role: str) -> None:
         raise BinaryError(path, f"{role} {problem}")
 
 
+def _check_arch(arch: str) -> None:
+    """OptionError for an arch the simulated device has no profile for."""
+    if arch not in PROFILES:
+        raise OptionError(f"unknown arch {arch!r} (known: {', '.join(sorted(PROFILES))})")
+
+
 class RuntimeBinaries(Record):
     """Dispatcher, inner AICPU runtime SO and AICore ELF of one (arch, runtime).
 
@@ -151,8 +157,7 @@ class RuntimeBinaries(Record):
         aicore: str | os.PathLike[str],
     ) -> RuntimeBinaries:
         """Validate three files given directly (no manifest): ELF checks, fingerprints computed."""
-        if arch not in PROFILES:
-            raise OptionError(f"unknown arch {arch!r} (known: {', '.join(sorted(PROFILES))})")
+        _check_arch(arch)
         paths = {
             "dispatcher": Path(dispatcher).absolute(),
             "inner_so": Path(inner_so).absolute(),
@@ -181,6 +186,8 @@ class RuntimeBinaries(Record):
         fills it.  `arch`, when given, must be the manifest's arch: a5
         binaries on an a2a3 runner would otherwise fail far from the cause.
         """
+        if arch is not None:
+            _check_arch(arch)  # the caller's mistake, before the manifest is blamed for it
         manifest = load_manifest(path)
         if manifest.arch not in PROFILES:
             raise ManifestError(

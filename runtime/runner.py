@@ -315,6 +315,18 @@ def release_collected(timeout: float = -1) -> bool:
     return True
 
 
+def _check_device_args(device_id: object, hbm_bytes: object) -> None:
+    """OptionError for a device id or HBM size that is not an int (a bool is not one).
+
+    The device checks the range (CANN's 107001 for an id outside the chip's);
+    a bool would pass that as 0 or 1 and then name files `..._True.so`.
+    """
+    if isinstance(device_id, bool) or not isinstance(device_id, int):
+        raise OptionError(f"device_id={device_id!r}: must be an int")
+    if hbm_bytes is not None and (isinstance(hbm_bytes, bool) or not isinstance(hbm_bytes, int)):
+        raise OptionError(f"hbm_bytes={hbm_bytes!r}: must be an int number of bytes, or None")
+
+
 class DeviceRunner:
     """Runs graphs of one RuntimeBinaries on one simulated device; use as a context manager.
 
@@ -350,6 +362,7 @@ class DeviceRunner:
         op_timeout: float | None = None,
         isolate: bool = False,
     ) -> None:
+        _check_device_args(device_id, hbm_bytes)
         self.bins = bins
         self.device_id = device_id
         profile = profile_for(bins.arch)
@@ -360,7 +373,10 @@ class DeviceRunner:
                 f"aicpu_threads={aicpu_threads!r}: an {bins.arch} device runs 1 to {most} "
                 "scheduler threads"
             )
-        if op_timeout is not None and not (isinstance(op_timeout, int | float) and op_timeout > 0):
+        if op_timeout is not None and (
+            isinstance(op_timeout, bool)
+            or not (isinstance(op_timeout, int | float) and op_timeout > 0)
+        ):
             raise OptionError(f"op_timeout={op_timeout!r}: must be a positive number of seconds")
         self.aicpu_threads = threads
         self.launch_threads = profile.launch_aicpu_threads

@@ -42,7 +42,7 @@ from ._shm import Region
 from .binaries import RuntimeBinaries
 from .errors import GraphError, OptionError, RunnerClosedError
 from .graph import Graph
-from .runner import Closable, _as_float32, _bind_inputs
+from .runner import Closable, _as_float32, _bind_inputs, _check_device_args
 from .sim.profiles import profile_for
 
 #: How long a worker may take to start (spawn, import numpy and the runtime, bootstrap).
@@ -289,6 +289,7 @@ class WorkerRunner:
         for name, value in (("reply_timeout", reply_timeout), ("start_timeout", start_timeout)):
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise OptionError(f"{name}={value!r}: must be a positive number of seconds")
+        _check_device_args(device_id, hbm_bytes)
         self.bins = bins
         self.device_id = device_id
         self.reply_timeout = float(reply_timeout)

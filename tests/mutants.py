@@ -1943,6 +1943,17 @@ MUTANTS: tuple[Mutant, ...] = (
         "a build_dir that cannot be one is one line naming it, never SCons's traceback",
     ),
     m(
+        "device-id-takes-a-bool",
+        "runtime/runner.py",
+        "    if isinstance(device_id, bool) or not isinstance(device_id, int):\n",
+        "    if not isinstance(device_id, int):\n",
+        (
+            "tests/runtime/test_runtime_usage_errors.py::"
+            "test_an_option_out_of_range_is_an_option_error_and_a_value_error",
+        ),
+        "a device id is an int, never a bool, for either runner (OptionError before any device)",
+    ),
+    m(
         "cache-entry-name-allows-a-trailing-newline",
         "cache/layout.py",
         '_OBJECT_PATTERN = r"^simpler_inner_([0-9a-f]{16})\\.(so|json)\\Z"\n',

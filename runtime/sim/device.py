@@ -605,7 +605,11 @@ def rtCtxCreate(device_id: int, arch: str, hbm_bytes: int | None = None) -> Cont
     or an explicit different capacity, is an error rather than a silent mismatch.
     """
     profile = profile_for(arch)
-    if not isinstance(device_id, int) or not 0 <= device_id < profile.device_count:
+    if (
+        isinstance(device_id, bool)
+        or not isinstance(device_id, int)
+        or not 0 <= device_id < profile.device_count
+    ):
         raise CannError(
             ACL_ERROR_RT_INVALID_DEVICEID,
             "rtCtxCreate",

@@ -23,6 +23,7 @@ from simpler_build.runtime import (
     OptionError,
     RunnerClosedError,
     RuntimeBinaries,
+    sim,
 )
 from simpler_build.runtime.samples import chain_graph
 
@@ -135,6 +136,31 @@ def test_an_option_out_of_range_is_an_option_error_and_a_value_error(
         OptionError,
         ValueError,
     ) == ("unknown arch 'a7' (known: a2a3, a5)")
+    # An unknown arch asked of a manifest is the caller's mistake, not the manifest's.
+    manifest = bins.manifest
+    assert manifest is not None
+    assert raised(
+        lambda: RuntimeBinaries.from_manifest(manifest, arch="a9"), OptionError, ValueError
+    ) == ("unknown arch 'a9' (known: a2a3, a5)")
+    # A bool is not a device id: True passed the range check as device 1 and then named
+    # the installed SO `simpler_inner_<fp>_True.so`.  Both runners refuse before any device.
+    for isolate in (False, True):
+        for device_id in (True, "0", 1.0):
+            message = raised(
+                lambda d=device_id, i=isolate: DeviceRunner(bins, d, isolate=i),
+                OptionError,
+                ValueError,
+            )
+            assert message == f"device_id={device_id!r}: must be an int"
+        assert raised(
+            lambda i=isolate: DeviceRunner(bins, hbm_bytes="1G", isolate=i),
+            OptionError,
+            ValueError,
+        ) == ("hbm_bytes='1G': must be an int number of bytes, or None")
+    assert raised(lambda: DeviceRunner(bins, op_timeout=True), OptionError, ValueError) == (
+        "op_timeout=True: must be a positive number of seconds"
+    )
+    assert sim.get_device(1) is None and sim.get_device(0) is None
     monkeypatch.setenv("SIMPLER_SIM_OP_TIMEOUT", "soon")
     assert (
         raised(lambda: DeviceRunner(bins), OptionError, ValueError)
