@@ -69,6 +69,19 @@ def _check_fp(fingerprint: str) -> str:
     return fingerprint
 
 
+def _check_bound(name: str, value: int | None) -> int | None:
+    """A size bound as the API takes it: None (no bound) or an int of 0 or more bytes.
+
+    A caller's mistake, so a builtin error, not a CacheError: a negative bound
+    would evict every entry on each put, and a bool would be a one-byte bound.
+    """
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise TypeError(f"{name} must be None or an int number of bytes, not {value!r}")
+    if value is not None and value < 0:
+        raise ValueError(f"{name} must be 0 or more bytes, not {value}")
+    return value
+
+
 class ArtifactCache:
     """Content-addressed cache of inner SOs under `root` (default: SIMPLER_CACHE_DIR
     or the platform user cache dir).  With `max_bytes`, each put that adds an
@@ -78,7 +91,7 @@ class ArtifactCache:
         from simpler_build.cache.paths import resolve_root
 
         self.root = resolve_root(root)
-        self.max_bytes = max_bytes
+        self.max_bytes = _check_bound("max_bytes", max_bytes)
         self.layout = Layout(self.root)
         self._counters = Counters(self.layout.stats_file, self._ensure_root)
         self._ready = False
@@ -574,6 +587,9 @@ class ArtifactCache:
         """Hash every object (or `fps`); with `repair`, quarantine the corrupt ones."""
         from simpler_build.cache._verify import verify
 
+        if isinstance(fps, str):  # its characters would each be "missing"
+            raise TypeError("fps is a list of fingerprints, not one string")
+
         return verify(self, fps, repair)
 
     def gc(self, max_bytes: int | None = None, grace_seconds: float | None = None) -> GcReport:
@@ -582,7 +598,8 @@ class ArtifactCache:
         from simpler_build.cache._gc import DEFAULT_GRACE_SECONDS, gc
 
         grace = DEFAULT_GRACE_SECONDS if grace_seconds is None else grace_seconds
-        return gc(self, self.max_bytes if max_bytes is None else max_bytes, grace)
+        bound = self.max_bytes if max_bytes is None else _check_bound("max_bytes", max_bytes)
+        return gc(self, bound, grace)
 
     def clear(self) -> int:
         """Remove every entry (and the quarantine); returns the number of objects removed.

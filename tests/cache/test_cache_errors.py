@@ -146,3 +146,23 @@ def test_cli_root_errors(tmp_path: Path, cli) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith(f"simpler-build cache: error: {root / 'sub'}: ")
     assert result.stderr.count("\n") == 1
+
+
+def test_a_bound_or_fingerprint_list_of_the_wrong_kind_is_the_callers_error(
+    tmp_path: Path,
+) -> None:
+    """Builtin errors, raised before anything is touched: a negative bound evicted every
+    entry on each put, a bool was a one-byte bound, and verify took a string's characters
+    for fingerprints."""
+    root = tmp_path / "c"
+    with pytest.raises(ValueError, match=r"^max_bytes must be 0 or more bytes, not -1$"):
+        ArtifactCache(root, max_bytes=-1)
+    with pytest.raises(TypeError, match=r"^max_bytes must be None or an int number of bytes"):
+        ArtifactCache(root, max_bytes=True)
+    cache = ArtifactCache(root, max_bytes=0)  # 0 keeps only what was just put
+    fp = cache.put(b"kept").fingerprint
+    with pytest.raises(ValueError, match=r"^max_bytes must be 0 or more bytes, not -5$"):
+        cache.gc(max_bytes=-5)
+    with pytest.raises(TypeError, match=r"^fps is a list of fingerprints, not one string$"):
+        cache.verify(fps=fp)  # type: ignore[arg-type]
+    assert [e.fingerprint for e in cache.ls()] == [fp] and cache.verify().clean
