@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from simpler_build.remote.errors import RemoteConfigError
 
@@ -32,11 +32,11 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_SIZE = 64 << 20
 
 SCHEMES = {"redis": False, "redis+cluster": True}
-#: `\Z`, not `$` (which also matches before a final newline); ASCII, so `\d` is [0-9] and a
-#: host holds no whitespace.
+#: `\Z`, not `$` (which also matches before a final newline); ASCII, so `\d` is [0-9]; a host
+#: holds no whitespace and no "@" (a password's "@" is written %40, as in any URL).
 _URL_RE = re.compile(
     r"^(?P<scheme>[a-z+]+)://(?:(?P<user>[^:@/]*)(?::(?P<password>[^@/]*))?@)?"
-    r"(?P<host>\[[0-9a-fA-F:.]+\]|[^:/\[\]\s]+)(?::(?P<port>\d+))?(?:/(?P<db>\d*))?\Z",
+    r"(?P<host>\[[0-9a-fA-F:.]+\]|[^:/\[\]\s@]+)(?::(?P<port>\d+))?(?:/(?P<db>\d*))?\Z",
     re.ASCII,
 )
 
@@ -51,7 +51,7 @@ class RemoteSpec:
     cluster: bool = False
     db: int = 0
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # repr()s end up in logs too
     read_only: bool = False
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     timeout: float = DEFAULT_TIMEOUT
@@ -95,11 +95,37 @@ def _defaults(environ: os._Environ[str] | dict[str, str]) -> dict[str, float | i
     return out
 
 
+def _redacted(url: str) -> str:
+    """`url` with its password, if it has one, shown as `***`: messages end up in CI logs."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, place = rest.rpartition("@")
+    if not (sep and at and ":" in credentials):
+        return url
+    return f"{scheme}://{credentials.partition(':')[0]}:***@{place}"
+
+
+def _unquote(text: str | None) -> str | None:
+    """A URL's user or password, percent-decoded as redis-py's `from_url` does (`p%40ss`
+    is `p@ss`); None when absent or empty."""
+    if not text:
+        return None
+    if "%" not in text:
+        return text
+    from urllib.parse import unquote
+
+    return unquote(text)
+
+
 def parse_url(text: str, where: str = REMOTE_ENV, **defaults: float | int) -> RemoteSpec:
     """One ``URL[|attr[=value]...]`` item; RemoteConfigError names `where` and the item."""
-    url, *attrs = text.split("|")
-    m = _URL_RE.match(url)
+    written, *attrs = text.split("|")
+    m = _URL_RE.match(written)
+    url = _redacted(written)  # what messages show: never the password
     if not m:
+        if written.count("@") > 1:
+            raise RemoteConfigError(
+                where, f"{url!r} is not a URL: an '@' in a user or password is written %40"
+            )
         raise RemoteConfigError(
             where, f"{url!r} is not a URL (expected redis://HOST:PORT[/DB] or redis+cluster://…)"
         )
@@ -134,15 +160,16 @@ def parse_url(text: str, where: str = REMOTE_ENV, **defaults: float | int) -> Re
                 "(known: read-only, connect-timeout=S, timeout=S, max-size=BYTES)",
             )
     host = m.group("host").strip("[]")
-    shown = f"{scheme}://{host}:{port}" + (f"/{db}" if db_text else "")
+    shown_host = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets
+    shown = f"{scheme}://{shown_host}:{port}" + (f"/{db}" if db_text else "")
     return RemoteSpec(
         url=shown,
         host=host,
         port=port,
         cluster=cluster,
         db=db,
-        username=m.group("user") or None,
-        password=m.group("password") or None,
+        username=_unquote(m.group("user")),
+        password=_unquote(m.group("password")),
         **fields,  # type: ignore[arg-type]
     )
 

@@ -1954,6 +1954,29 @@ MUTANTS: tuple[Mutant, ...] = (
         "a device id is an int, never a bool, for either runner (OptionError before any device)",
     ),
     m(
+        "remote-password-sent-percent-encoded",
+        "remote/config.py",
+        '        password=_unquote(m.group("password")),\n',
+        '        password=m.group("password") or None,\n',
+        (
+            "tests/remote/test_remote_config.py::"
+            "test_credentials_are_percent_decoded_and_never_shown",
+            "tests/remote/test_remote_tier.py::test_a_percent_encoded_password_authenticates",
+        ),
+        "a URL's percent-encoded password is decoded before it is sent",
+    ),
+    m(
+        "remote-url-error-shows-the-password",
+        "remote/config.py",
+        "    url = _redacted(written)  # what messages show: never the password\n",
+        "    url = written\n",
+        (
+            "tests/remote/test_remote_config.py::"
+            "test_credentials_are_percent_decoded_and_never_shown",
+        ),
+        "no message about a remote URL shows its password",
+    ),
+    m(
         "cache-entry-name-allows-a-trailing-newline",
         "cache/layout.py",
         '_OBJECT_PATTERN = r"^simpler_inner_([0-9a-f]{16})\\.(so|json)\\Z"\n',

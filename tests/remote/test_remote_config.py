@@ -39,6 +39,25 @@ def test_standalone_cluster_db_and_attributes() -> None:
     assert parse_remote_storage("", environ={}) == [] and parse_remote_storage(None) == []
 
 
+def test_credentials_are_percent_decoded_and_never_shown() -> None:
+    """As in any URL (and redis-py's from_url): `%40` is "@", `%3A` ":", `%2F` "/". A
+    password never appears in a spec's url, its repr or a message, which reach CI logs."""
+    spec = parse_url("redis://ci%2Dbot:p%40ss%3Aw%2Frd@h:1/2")
+    assert (spec.username, spec.password, spec.url) == ("ci-bot", "p@ss:w/rd", "redis://h:1/2")
+    assert "p@ss" not in repr(spec) and "p%40ss" not in repr(spec)
+    assert parse_url("redis://[::1]:7000").url == "redis://[::1]:7000"  # not "redis://::1:7000"
+    for text, problem in (
+        ("redis://u:p@ss@h:1", "'redis://u:***@h:1' is not a URL: an '@' in a user or password"),
+        ("http://u:secret@h:1", "'http://u:***@h:1': unsupported scheme 'http'"),
+        ("redis://u:secret@h:99999", "'redis://u:***@h:99999': port 99999 is out of range"),
+        ("redis://u:secret@h:1|bogus", "'redis://u:***@h:1': unknown attribute 'bogus'"),
+    ):
+        with pytest.raises(RemoteConfigError) as info:
+            parse_url(text, "--remote")
+        assert problem in str(info.value), str(info.value)
+        assert "secret" not in str(info.value) and "ss@h" not in str(info.value)
+
+
 def test_environment_gives_the_defaults() -> None:
     env = {"SIMPLER_REMOTE_TIMEOUT": "2.5", "SIMPLER_REMOTE_MAX_SIZE": "10K"}
     (spec,) = parse_remote_storage("redis://h:1", environ=env)

@@ -27,6 +27,7 @@ from tests.remote.remote_helpers import (
     objects_in,
     synthetic_build,
     temp_files,
+    warnings_in,
 )
 
 
@@ -104,6 +105,24 @@ def test_read_only_remote_fetches_and_never_writes(redis_server: RedisServer, tm
     b = machine_env(tmp_path / "B", remote=ro)
     tree = manifests_only(tmp_path / "build", tmp_path / "tree")
     fetched = cli("fetch", str(tree), env=b)
+    assert fetched.returncode == 0, fetched.stderr
+    assert len(objects_in(tmp_path / "B" / "cache")) == len(blobs)
+
+
+def test_a_percent_encoded_password_authenticates(redis_server: RedisServer, tmp_path: Path):
+    """An ACL user whose password holds "@", ":" and "/" (written %40, %3A, %2F in the URL)
+    pushes and fetches; the literal "%40..." was sent as the password and AUTH failed."""
+    with redis_server.client() as r:
+        r.execute_command("ACL", "SETUSER", "ci", "on", ">p@ss:w/rd", "~simpler:*", "+@all")
+    url = f"redis://ci:p%40ss%3Aw%2Frd@127.0.0.1:{redis_server.port}"
+    blobs = synthetic_build(tmp_path / "build", 1, 4096)
+    pushed = cli("push", str(tmp_path / "build"), env=machine_env(tmp_path / "A", remote=url))
+    assert pushed.returncode == 0 and warnings_in(pushed.stderr) == [], pushed.stderr
+    assert "p@ss" not in pushed.stdout + pushed.stderr
+    with redis_server.client(username="ci", password="p@ss:w/rd") as r:
+        assert all(r.exists(obj_key(fp)) for fp in blobs)
+    tree = manifests_only(tmp_path / "build", tmp_path / "tree")
+    fetched = cli("fetch", str(tree), env=machine_env(tmp_path / "B", remote=url))
     assert fetched.returncode == 0, fetched.stderr
     assert len(objects_in(tmp_path / "B" / "cache")) == len(blobs)
 
