@@ -20,8 +20,12 @@ from simpler_build.cache._tree import (
     _what,
 )
 from simpler_build.cache.errors import CacheRootError
-from simpler_build.cache.fingerprint import is_fingerprint
-from simpler_build.cache.layout import GC_LOCK_NAME, LOCK_SUFFIX, TEMP_PREFIX, parse_entry_name
+from simpler_build.cache.layout import (
+    GC_LOCK_NAME,
+    TEMP_PREFIX,
+    parse_entry_name,
+    parse_lock_name,
+)
 
 if TYPE_CHECKING:
     from simpler_build.cache.store import ArtifactCache
@@ -99,9 +103,8 @@ def _clear_locks(cache: ArtifactCache, report: ClearReport) -> None:
                     report.note(path, "not a lock shard directory", REMOVED)
                 continue
             for lock in _listdir(path, report):
-                fp = lock.name.removesuffix(LOCK_SUFFIX)
-                ours = lock.name.endswith(LOCK_SUFFIX) and is_fingerprint(fp)
-                if ours and fp[:2] == item.name and lock.is_file(follow_symlinks=False):
+                fp = parse_lock_name(lock.name)
+                if fp is not None and fp[:2] == item.name and lock.is_file(follow_symlinks=False):
                     continue
                 with _guard(report, Path(lock.path), "not removed"):
                     if _unlink(Path(lock.path)):

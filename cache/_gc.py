@@ -32,6 +32,7 @@ from simpler_build.cache.layout import (
     LOCK_SUFFIX,
     TEMP_PREFIX,
     parse_entry_name,
+    parse_lock_name,
     parse_temp_name,
 )
 
@@ -145,8 +146,8 @@ def _heal_locks(cache: ArtifactCache, grace: float, report: GcReport) -> None:
 
 
 def _heal_lock_item(path: Path, shard: str, now: float, grace: float, report: GcReport) -> None:
-    fp = path.name.removesuffix(LOCK_SUFFIX)
-    if not path.name.endswith(LOCK_SUFFIX) or not is_fingerprint(fp) or fp[:2] != shard:
+    fp = parse_lock_name(path.name)
+    if fp is None or fp[:2] != shard:
         _unknown(path, now, grace, report, "not a name the store uses")
         return
     st = os.lstat(path)

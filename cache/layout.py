@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from simpler_build.cache.fingerprint import inner_so_name
+from simpler_build.cache.fingerprint import inner_so_name, is_fingerprint
 
 FORMAT_VERSION = 1
 CACHEDIR_TAG_NAME = "CACHEDIR.TAG"
@@ -141,6 +141,12 @@ def parse_entry_name(name: str) -> tuple[str, str] | None:
     return (m.group(1), m.group(2)) if m else None
 
 
+def parse_lock_name(name: str) -> str | None:
+    """Fingerprint of an entry lock file's name (`<fp>.lock`), or None."""
+    fp = name.removesuffix(LOCK_SUFFIX)
+    return fp if name.endswith(LOCK_SUFFIX) and is_fingerprint(fp) else None
+
+
 def parse_temp_name(name: str) -> str | None:
     """Fingerprint encoded in a temp file name, or None for an unrecognised temp file."""
     m = _match(_TEMP_PATTERN, name)
@@ -154,5 +160,6 @@ __all__ = [
     "TEMP_PREFIX",
     "Layout",
     "parse_entry_name",
+    "parse_lock_name",
     "parse_temp_name",
 ]
